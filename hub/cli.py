@@ -1,0 +1,206 @@
+"""The `hub` command: init, agent, token, serve, worker, demo, quarantine (channels add `ingest ...`)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
+
+import click
+
+from hub import __version__, accounts
+from hub import runtime as hub_runtime
+from hub.settings import Settings, SettingsError, load_settings
+
+T = TypeVar("T")
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)
+
+
+def settings_or_exit() -> Settings:
+    """Settings from the environment, or a one-line error naming the bad variable."""
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+async def with_runtime(settings: Settings, work: Callable[[hub_runtime.Runtime], Awaitable[T]]) -> T:
+    """Run `work` on a migrated runtime whose in-process jobs drain before returning."""
+    async with hub_runtime.running(settings) as runtime:
+        result = await work(runtime)
+        if (queue := hub_runtime.inprocess(runtime)) is not None:
+            await queue.drain()
+        return result
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="hub")
+def main() -> None:
+    """The hub: one timeline per customer across email, SMS and phone.
+
+    Configuration comes from HUB_* environment variables (see README).
+    """
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@main.command()
+@click.option("--admin-email", default="admin@hub.localhost", show_default=True, help="Email of the first admin.")
+@click.option("--admin-password", default=None, help="Password for the first admin (default: generated and printed).")
+def init(admin_email: str, admin_password: str | None) -> None:
+    """Create the database, apply migrations and create the first admin."""
+    settings = settings_or_exit()
+
+    async def work(rt: hub_runtime.Runtime) -> str | None:
+        async with rt.factory() as session, session.begin():
+            if await accounts.agent_by_email(session, admin_email) is not None:
+                return None
+            password = admin_password or accounts.new_password()
+            await accounts.add_agent(session, admin_email, role="admin", name="Admin", password=password)
+            return password
+
+    try:
+        password = run(with_runtime(settings, work))
+    except accounts.AccountError as exc:
+        raise click.ClickException(f"--admin-{exc.field}: {exc}") from None
+    click.echo(f"database ready: {settings.database_url}")
+    if password is None:
+        click.echo(f"admin {admin_email} exists already; password unchanged")
+    else:
+        click.echo(f"admin: {admin_email}  password: {password}")
+
+
+@main.group()
+def agent() -> None:
+    """Manage agents."""
+
+
+@agent.command("add")
+@click.argument("email")
+@click.option("--role", type=click.Choice(["admin", "agent", "marketer"]), default="agent", show_default=True)
+@click.option("--name", default=None, help="Display name (default: from the email).")
+@click.option("--password", default=None, help="Login password (default: generated and printed).")
+def agent_add(email: str, role: str, name: str | None, password: str | None) -> None:
+    """Add an agent with a role."""
+    settings = settings_or_exit()
+    chosen = password or accounts.new_password()
+
+    async def work(rt: hub_runtime.Runtime) -> None:
+        async with rt.factory() as session, session.begin():
+            await accounts.add_agent(session, email, role=role, name=name, password=chosen, actor="cli")
+
+    try:
+        run(with_runtime(settings, work))
+    except accounts.AccountError as exc:
+        raise click.ClickException(f"{exc.field}: {exc}") from None
+    click.echo(f"agent {email.lower()} ({role}) password: {chosen}")
+
+
+@main.group()
+def token() -> None:
+    """Manage API tokens."""
+
+
+@token.command("create")
+@click.argument("email")
+@click.option("--name", default="cli", show_default=True, help="A label for the token.")
+def token_create(email: str, name: str) -> None:
+    """Print a new API token for EMAIL (use as `Authorization: Bearer <token>`)."""
+    settings = settings_or_exit()
+
+    async def work(rt: hub_runtime.Runtime) -> str | None:
+        async with rt.factory() as session, session.begin():
+            found = await accounts.agent_by_email(session, email)
+            return None if found is None else await accounts.create_token(session, found, name)
+
+    created = run(with_runtime(settings, work))
+    if created is None:
+        raise click.ClickException(f"no agent with email {email}")
+    click.echo(created)
+
+
+def _serve(settings: Settings, host: str, port: int, banner: Callable[[], None] | None = None) -> None:
+    from aiohttp import web
+
+    from hub.app import create_app
+
+    app = create_app(settings)
+    if banner is not None:
+        async def announce(_app: web.Application) -> None:
+            banner()
+
+        app.on_startup.append(announce)
+    web.run_app(app, host=host, port=port, print=lambda _msg: None)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True, type=int)
+def serve(host: str, port: int) -> None:
+    """Serve the web inbox and API (and run jobs in-process when HUB_REDIS_URL is unset)."""
+    settings = settings_or_exit()
+    _serve(settings, host, port, lambda: click.echo(f"hub serving on http://{host}:{port}/"))
+
+
+@main.command()
+@click.option("--burst", is_flag=True, help="Exit once the queue is empty.")
+def worker(burst: bool) -> None:
+    """Run an arq worker (needs HUB_REDIS_URL)."""
+    settings = settings_or_exit()
+    if not settings.redis_url:
+        raise click.ClickException("HUB_REDIS_URL is not set: `hub serve` runs jobs in-process without it")
+    from arq.worker import Worker
+
+    from workers.settings import worker_settings
+
+    kwargs = worker_settings(settings.redis_url, burst=burst)
+    kwargs["ctx"] = {"hub_settings": settings}
+    Worker(**kwargs).run()
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True, type=int)
+@click.option("--no-serve", is_flag=True, help="Seed and exit.")
+def demo(host: str, port: int, no_serve: bool) -> None:
+    """Create and seed a demo hotel (once), print the admin login, then serve it."""
+    from hub import demo as demo_data
+
+    settings = settings_or_exit()
+    admin = "admin@aurora.hotel.test"
+
+    async def work(rt: hub_runtime.Runtime) -> str:
+        if not await demo_data.is_seeded(rt):
+            await demo_data.seed(rt)
+        return await demo_data.ensure_admin(rt, admin)
+
+    password = run(with_runtime(settings, work))
+
+    def banner() -> None:
+        click.echo(f"\nHotel Aurora demo on http://{host}:{port}/\n  login: {admin}\n  password: {password}\n"
+                   f"  API: curl -H 'Authorization: Bearer <token>' http://{host}:{port}/api/v1/customers\n"
+                   f"  (get a token: curl -X POST -d '{{\"email\":\"{admin}\",\"password\":\"{password}\"}}' "
+                   f"http://{host}:{port}/api/v1/auth/login)\n")
+
+    if no_serve:
+        banner()
+        return
+    _serve(settings, host, port, banner)
+
+
+@main.group()
+def ingest() -> None:
+    """Import messages and call records through the one ingest path."""
+
+
+def entry() -> None:
+    """Console entry point that turns configuration errors into exit code 2."""
+    try:
+        main()
+    except SettingsError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(2)

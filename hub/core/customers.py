@@ -1,0 +1,108 @@
+"""Resolving addresses to customers, and merging two customers without losing anything."""
+
+from __future__ import annotations
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hub.core.envelopes import Address
+from hub.core.identity import identity_key
+from hub.store.models import (
+    AuditEvent,
+    Case,
+    CallLog,
+    CampaignRecipient,
+    Complaint,
+    Consent,
+    Conversation,
+    Customer,
+    Identity,
+    Intervention,
+    Message,
+    StageChange,
+    TimelineEntry,
+)
+from hub.store.types import utcnow
+
+
+class CustomerNotFound(LookupError):
+    """No customer with that id (or it was merged away)."""
+
+
+async def by_identity(session: AsyncSession, address: Address) -> Customer | None:
+    """The customer owning an address, following merges."""
+    kind, value = identity_key(address)
+    row = await session.execute(
+        select(Customer).join(Identity, Identity.customer_id == Customer.id).where(
+            Identity.kind == kind, Identity.value == value
+        )
+    )
+    return row.scalar_one_or_none()
+
+
+async def resolve(session: AsyncSession, address: Address) -> tuple[Customer, bool]:
+    """Find the customer for an address or create one; returns (customer, created)."""
+    if (customer := await by_identity(session, address)) is not None:
+        return customer, False
+    customer = Customer(display_name=address.name or address.value)
+    session.add(customer)
+    await session.flush()
+    kind, value = identity_key(address)
+    session.add(Identity(customer_id=customer.id, kind=kind, value=value))
+    session.add(StageChange(customer_id=customer.id, to_stage=customer.lifecycle_stage, cause="created"))
+    # A unique violation here means another transaction created the identity first: the
+    # caller's retry finds it on the next attempt.
+    await session.flush()
+    return customer, True
+
+
+async def get(session: AsyncSession, customer_id: int) -> Customer:
+    """Load a live (not merged-away) customer or raise CustomerNotFound."""
+    customer = await session.get(Customer, customer_id)
+    if customer is None or customer.merged_into_id is not None:
+        raise CustomerNotFound(customer_id)
+    return customer
+
+
+_MOVED = (Identity, Conversation, Message, CallLog, TimelineEntry, Case, Complaint, Intervention, Consent, StageChange)
+
+
+async def merge(session: AsyncSession, source_id: int, target_id: int, actor: str) -> Customer:
+    """Move everything of `source` onto `target`; the source stays as a tombstone pointing at it."""
+    if source_id == target_id:
+        raise ValueError("cannot merge a customer into itself")
+    source, target = await get(session, source_id), await get(session, target_id)
+    counts: dict[str, int] = {}
+    for table in _MOVED:
+        result = await session.execute(
+            update(table).where(table.customer_id == source_id).values(customer_id=target_id)  # type: ignore[attr-defined]
+        )
+        counts[table.__tablename__] = result.rowcount  # type: ignore[attr-defined]
+    counts["campaignrecipient"] = await _move_recipients(session, source_id, target_id)
+    target.tags = sorted(set(target.tags) | set(source.tags))
+    target.attributes = {**source.attributes, **target.attributes}
+    target.updated_at = utcnow()
+    source.merged_into_id = target_id
+    session.add(
+        AuditEvent(actor=actor, action="customer.merged", entity="customer", entity_id=target_id,
+                   data={"source_id": source_id, "moved": counts})
+    )
+    await session.flush()
+    return target
+
+
+async def _move_recipients(session: AsyncSession, source_id: int, target_id: int) -> int:
+    """Campaign recipients move unless the target already has one for that campaign and channel."""
+    taken = select(CampaignRecipient.campaign_id, CampaignRecipient.channel).where(
+        CampaignRecipient.customer_id == target_id
+    )
+    rows = (await session.execute(
+        select(CampaignRecipient).where(CampaignRecipient.customer_id == source_id)
+    )).scalars().all()
+    clash = {(c, ch) for c, ch in (await session.execute(taken)).all()}
+    moved = 0
+    for row in rows:
+        if (row.campaign_id, row.channel) not in clash:
+            row.customer_id = target_id
+            moved += 1
+    return moved

@@ -1,0 +1,111 @@
+"""Sending an outbound message through its channel's Sender, and applying delivery news to it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hub.core.envelopes import Address, AddressKind, Channel, DeliveryState, DeliveryUpdate, Outbound, SendResult
+from hub.core.jobs import JobContext, PermanentError, TransientError
+from hub.store.models import Conversation, Message, OutboxItem, Suppression
+from hub.store.types import utcnow
+
+# Rank of each state: a callback may only move a message to a higher rank, so a late
+# "sent" never overwrites "delivered". Failures outrank success except `read`.
+_RANK = {
+    DeliveryState.QUEUED: 0, DeliveryState.SENDING: 1, DeliveryState.SENT: 2, DeliveryState.DELIVERED: 3,
+    DeliveryState.UNDELIVERED: 4, DeliveryState.FAILED: 4, DeliveryState.BOUNCED: 5, DeliveryState.READ: 5,
+}
+DONE = {DeliveryState.SENT, DeliveryState.DELIVERED, DeliveryState.READ, DeliveryState.UNDELIVERED,
+        DeliveryState.FAILED, DeliveryState.BOUNCED}
+
+
+def advances(current: str | None, new: DeliveryState) -> bool:
+    """Whether `new` moves a message forward from `current` (never backwards)."""
+    if current is None:
+        return True
+    return _RANK[new] > _RANK[DeliveryState(current)]
+
+
+def _address(channel: str, value: str) -> Address:
+    kind = {"email": AddressKind.EMAIL, "whatsapp": AddressKind.WHATSAPP}.get(channel, AddressKind.PHONE)
+    return Address(kind, value)
+
+
+def to_outbound(message: Message, conversation: Conversation) -> Outbound:
+    """The envelope a Sender needs, built from the stored row."""
+    assert message.id is not None
+    return Outbound(
+        channel=Channel(message.channel), message_id=message.id, sender=_address(message.channel, message.sender),
+        recipient=_address(message.channel, message.recipient), body_text=message.body_text,
+        subject=message.subject, body_html=message.body_html,
+        headers=tuple((k, str(v)) for k, v in message.headers.items()), external_id=message.external_id,
+        meta={"thread_token": conversation.thread_token, **message.headers.get("meta", {})},
+    )
+
+
+async def _load(ctx: JobContext, message_id: int) -> tuple[Message, Conversation]:
+    async with ctx.factory() as session:
+        message = await session.get(Message, message_id)
+        if message is None:
+            raise PermanentError(f"message {message_id} no longer exists")
+        conversation = await session.get(Conversation, message.conversation_id)
+        assert conversation is not None
+        return message, conversation
+
+
+async def _mark(ctx: JobContext, message_id: int, state: DeliveryState, result: SendResult) -> None:
+    async with ctx.factory() as session, session.begin():
+        message = await session.get(Message, message_id)
+        if message is not None and advances(message.delivery_status, state):
+            message.delivery_status = state.value
+            message.delivery_detail = result.detail or None
+            message.provider_id = result.provider_id or message.provider_id
+
+
+async def send_message(ctx: JobContext, item: OutboxItem) -> dict[str, Any]:
+    """Outbox handler `send_message`: send once, record the provider's answer."""
+    message, conversation = await _load(ctx, int(item.payload["message_id"]))
+    if message.delivery_status in {s.value for s in DONE}:
+        return {"skipped": message.delivery_status}
+    sender = ctx.senders.get(message.channel)
+    if sender is None:
+        raise TransientError(f"no sender configured for channel {message.channel}", retry_after=60)
+    result = await sender.send(to_outbound(message, conversation))
+    assert message.id is not None
+    if result.ok:
+        await _mark(ctx, message.id, DeliveryState.SENT, result)
+        return {"provider_id": result.provider_id, "detail": result.detail}
+    if result.permanent:
+        await _mark(ctx, message.id, DeliveryState.FAILED, result)
+        raise PermanentError(f"{result.code or ''} {result.detail}".strip())
+    raise TransientError(result.detail or "transient send failure", retry_after=result.retry_after)
+
+
+async def apply_update(session: AsyncSession, update: DeliveryUpdate) -> Message | None:
+    """Apply a status callback or bounce to the outbound message it concerns; hard bounces suppress."""
+    found = await session.execute(
+        select(Message).where(
+            Message.direction == "out",
+            or_(Message.provider_id == update.original_ref, Message.external_id == update.original_ref),
+        ).limit(1)
+    )
+    message = found.scalar_one_or_none()
+    if message is not None and advances(message.delivery_status, update.state):
+        message.delivery_status = update.state.value
+        message.delivery_detail = " ".join(filter(None, [update.code, update.detail])) or None
+    if update.permanent and update.recipient:
+        await suppress(session, update.channel.value, update.recipient, reason="hard_bounce", detail=update.detail)
+    return message
+
+
+async def suppress(session: AsyncSession, channel: str, address: str, *, reason: str, detail: str | None = None) -> None:
+    """Never send to this address on this channel again (idempotent)."""
+    exists = await session.execute(
+        select(Suppression.id).where(Suppression.channel == channel, Suppression.address == address)
+    )
+    if exists.scalar_one_or_none() is None:
+        session.add(Suppression(channel=channel, address=address, reason=reason, detail=detail, created_at=utcnow()))
+        await session.flush()

@@ -1,0 +1,89 @@
+"""The two JobQueue implementations: arq on Redis, and an in-process dispatcher for the embedded default."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+
+from arq import ArqRedis
+
+log = logging.getLogger(__name__)
+
+JOB_NAME = "run_outbox_item"
+
+
+def job_id(item_id: int) -> str:
+    """The arq job id of an outbox row: enqueuing it twice while queued is a no-op."""
+    return f"outbox:{item_id}"
+
+
+class ArqQueue:
+    """Enqueue outbox ids as arq jobs; `hub worker` processes run them."""
+
+    def __init__(self, pool: ArqRedis) -> None:
+        self.pool = pool
+
+    async def enqueue(self, item_id: int, *, delay: float = 0.0) -> None:
+        await self.pool.enqueue_job(
+            JOB_NAME, item_id, _job_id=job_id(item_id), _defer_by=timedelta(seconds=delay) if delay else None
+        )
+
+
+class InProcessQueue:
+    """Runs outbox items on tasks inside this process (no Redis): same job function, same outbox."""
+
+    def __init__(self, run: Callable[[int], Awaitable[str]], workers: int = 4) -> None:
+        self._run = run
+        self._queue: asyncio.Queue[int] = asyncio.Queue()
+        self._queued: set[int] = set()
+        self._workers = workers
+        self._tasks: list[asyncio.Task[None]] = []
+        self._timers: set[asyncio.TimerHandle] = set()
+        self.completed = 0
+
+    async def enqueue(self, item_id: int, *, delay: float = 0.0) -> None:
+        if delay > 0:
+            loop = asyncio.get_running_loop()
+            handle = loop.call_later(delay, self._put, item_id)
+            self._timers.add(handle)
+            return
+        self._put(item_id)
+
+    def _put(self, item_id: int) -> None:
+        if item_id not in self._queued:  # mirrors arq's job id dedupe
+            self._queued.add(item_id)
+            self._queue.put_nowait(item_id)
+
+    def start(self) -> None:
+        """Start the worker tasks."""
+        self._tasks = [asyncio.create_task(self._work(), name=f"hub-dispatch-{n}") for n in range(self._workers)]
+
+    async def _work(self) -> None:
+        while True:
+            item_id = await self._queue.get()
+            self._queued.discard(item_id)
+            try:
+                await self._run(item_id)
+            except Exception:  # one catch point per worker task: keep the dispatcher alive
+                log.exception("in-process job for outbox %s crashed", item_id)
+            finally:
+                self.completed += 1
+                self._queue.task_done()
+
+    async def drain(self) -> None:
+        """Wait until every enqueued item has run (used by tests and `hub ingest`)."""
+        await self._queue.join()
+
+    async def stop(self) -> None:
+        """Cancel workers and pending timers; unfinished items stay queued in the database."""
+        for handle in self._timers:
+            handle.cancel()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []

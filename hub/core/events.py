@@ -1,0 +1,53 @@
+"""Domain events raised by the core; routing and live updates subscribe to them."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hub.store.models import DomainEvent
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """A fact that happened inside a transaction; `type` is the name rules subscribe to."""
+
+    type: str
+    customer_id: int | None = None
+    conversation_id: int | None = None
+    message_id: int | None = None
+    team_id: int | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+    depth: int = 0
+
+
+EventHandler = Callable[[AsyncSession, Event], Awaitable[None]]
+
+MESSAGE_RECEIVED = "message.received"
+MESSAGE_SENT = "message.sent"
+NOTE_ADDED = "note.added"
+CONVERSATION_CREATED = "conversation.created"
+CONVERSATION_STATUS_CHANGED = "conversation.status_changed"
+CONVERSATION_ASSIGNED = "conversation.assigned"
+CALL_LOGGED = "call.logged"
+CALL_MISSED = "call.missed"
+DELIVERY_UPDATED = "delivery.updated"
+CUSTOMER_MERGED = "customer.merged"
+
+
+async def publish(session: AsyncSession, event: Event, handlers: Sequence[EventHandler]) -> None:
+    """Store the event for live streams, then let each handler act in the same transaction."""
+    session.add(
+        DomainEvent(
+            type=event.type,
+            conversation_id=event.conversation_id,
+            customer_id=event.customer_id,
+            team_id=event.team_id,
+            payload={"message_id": event.message_id, **event.data},
+        )
+    )
+    for handler in handlers:
+        await handler(session, event)

@@ -1,0 +1,158 @@
+"""Wiring shared by `hub serve`, `hub worker`, the CLI and tests: engine, queue, jobs, ingest.
+
+Channels and routing register their senders, outbox handlers and event handlers here at
+start-up, so the core never imports them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from arq import create_pool
+from arq.connections import ArqRedis, RedisSettings
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from hub.core import delivery, replies
+from hub.core.blobs import FileBlobStore
+from hub.core.dispatch import ArqQueue, InProcessQueue
+from hub.core.events import EventHandler
+from hub.core.ingest import IngestContext
+from hub.core.jobs import JobContext, run_outbox_item, sweep
+from hub.core.outbox import JobQueue
+from hub.settings import Settings
+from hub.store import migrate
+from hub.store.engine import SessionFactory, make_engine, make_session_factory
+
+log = logging.getLogger(__name__)
+
+Plugin = Callable[["Runtime"], None]
+_PLUGINS: list[Plugin] = []
+
+
+def plugin(func: Plugin) -> Plugin:
+    """Register a start-up hook that adds senders, outbox handlers or event handlers to a Runtime."""
+    _PLUGINS.append(func)
+    return func
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: AsyncEngine
+    factory: SessionFactory
+    queue: JobQueue
+    jobs: JobContext
+    handlers: list[EventHandler] = field(default_factory=list)
+    redis: ArqRedis | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ingest_context(self) -> IngestContext:
+        return IngestContext(
+            blobs=self.jobs.blobs, handlers=tuple(self.handlers),
+            thread_window=timedelta(days=self.settings.thread_window_days),
+        )
+
+
+def redis_settings(url: str) -> RedisSettings:
+    """arq's RedisSettings from a redis:// URL."""
+    return RedisSettings.from_dsn(url)
+
+
+class _LateQueue:
+    """Lets the in-process queue and the job context refer to each other."""
+
+    def __init__(self) -> None:
+        self.target: JobQueue | None = None
+
+    async def enqueue(self, item_id: int, *, delay: float = 0.0) -> None:
+        assert self.target is not None
+        await self.target.enqueue(item_id, delay=delay)
+
+
+def _load_plugins() -> None:
+    # Imported for their @plugin registrations; each channel wires itself.
+    import importlib
+
+    for name in ("hub.channels.email.wiring", "hub.channels.sms.wiring", "hub.channels.phone.wiring",
+                 "hub.routing.wiring", "hub.campaigns.wiring"):
+        with contextlib.suppress(ModuleNotFoundError):
+            importlib.import_module(name)
+
+
+async def build(settings: Settings, *, use_redis: bool | None = None, migrate_schema: bool = True) -> Runtime:
+    """Open the engine (migrating it), the queue and the job context for these settings."""
+    engine = make_engine(settings)
+    if migrate_schema:
+        await migrate.upgrade(engine)
+    factory = make_session_factory(engine)
+    late = _LateQueue()
+    jobs = JobContext(
+        factory=factory, queue=late, blobs=FileBlobStore(settings.data_dir / "blobs"),
+        stuck_after=timedelta(seconds=settings.outbox_stuck_seconds),
+    )
+    jobs.handlers[replies.SEND_MESSAGE] = delivery.send_message
+    redis = None
+    if use_redis if use_redis is not None else settings.redis_url is not None:
+        assert settings.redis_url, "HUB_REDIS_URL is needed for the arq queue"
+        redis = await create_pool(redis_settings(settings.redis_url))
+        late.target = ArqQueue(redis)
+    else:
+        late.target = InProcessQueue(lambda item_id: run_outbox_item(jobs, item_id), settings.inprocess_workers)
+    runtime = Runtime(settings, engine, factory, late, jobs, redis=redis)
+    _load_plugins()
+    for hook in _PLUGINS:
+        hook(runtime)
+    return runtime
+
+
+async def close(runtime: Runtime) -> None:
+    """Stop the dispatcher, close Redis and the engine."""
+    target = getattr(runtime.queue, "target", None)
+    if isinstance(target, InProcessQueue):
+        await target.stop()
+    if runtime.redis is not None:
+        await runtime.redis.aclose()
+    await runtime.engine.dispose()
+
+
+def inprocess(runtime: Runtime) -> InProcessQueue | None:
+    """The in-process dispatcher when this runtime has no Redis."""
+    target = getattr(runtime.queue, "target", None)
+    return target if isinstance(target, InProcessQueue) else None
+
+
+async def sweeper_loop(runtime: Runtime, every: float = 15.0) -> None:
+    """The in-process twin of the arq cron sweeper."""
+    while True:
+        await asyncio.sleep(every)
+        try:
+            await sweep(runtime.jobs)
+        except Exception:  # one catch point: a failed sweep is retried at the next tick
+            log.exception("outbox sweep failed")
+
+
+@asynccontextmanager
+async def running(settings: Settings, *, use_redis: bool | None = None, workers: bool = True) -> AsyncIterator[Runtime]:
+    """A built runtime whose in-process dispatcher and sweeper run while the block does."""
+    runtime = await build(settings, use_redis=use_redis)
+    queue = inprocess(runtime)
+    sweeper: asyncio.Task[None] | None = None
+    if queue is not None and workers:
+        queue.start()
+        sweeper = asyncio.create_task(sweeper_loop(runtime))
+    try:
+        yield runtime
+    finally:
+        if sweeper is not None:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
+        await close(runtime)

@@ -1,0 +1,62 @@
+"""Who is calling: Bearer API tokens (and session tokens from password login), and role checks."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from functools import wraps
+
+from aiohttp import web
+
+from hub import accounts
+from hub.keys import AGENT, RUNTIME
+from hub.store.models import Agent
+from hub.web.errors import ApiError, Handler
+
+PUBLIC_PREFIXES = ("/healthz", "/api/v1/auth/login", "/webhooks/", "/static/", "/u/", "/t/")
+
+
+def _bearer(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return request.cookies.get("hub_session")
+
+
+@web.middleware
+async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Attach the calling agent to API requests; 401 with a JSON body when there is none."""
+    if not request.path.startswith("/api/") or request.path.startswith(PUBLIC_PREFIXES):
+        return await handler(request)
+    token = _bearer(request)
+    if token is None:
+        raise ApiError(401, "unauthorized", "missing credentials: send Authorization: Bearer <token>")
+    async with request.app[RUNTIME].factory() as session:
+        agent = await accounts.agent_for_token(session, token)
+    if agent is None:
+        raise ApiError(401, "unauthorized", "invalid or revoked token")
+    request[AGENT] = agent
+    return await handler(request)
+
+
+def current_agent(request: web.Request) -> Agent:
+    return request[AGENT]
+
+
+def requires(*roles: str) -> Callable[[Handler], Handler]:
+    """Allow a view only to agents with one of these roles; others get 403."""
+
+    def decorate(view: Handler) -> Handler:
+        @wraps(view)
+        async def guarded(request: web.Request) -> web.StreamResponse:
+            agent = current_agent(request)
+            if agent.role not in roles:
+                raise ApiError(403, "forbidden", f"this needs the role {' or '.join(roles)}; you are {agent.role}")
+            return await view(request)
+
+        return guarded
+
+    return decorate
+
+
+View = Callable[[web.Request], Awaitable[web.StreamResponse]]
