@@ -77,7 +77,8 @@ async def add_agent(
                   password_hash=hash_password(password) if password else None)
     session.add(agent)
     await session.flush()
-    session.add(AuditEvent(actor=actor, action="agent.created", entity="agent", entity_id=agent.id, data={"role": role}))
+    session.add(AuditEvent(actor=actor, action="agent.created", entity="agent", entity_id=agent.id,
+                           data={"role": role}))
     return agent
 
 

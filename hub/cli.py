@@ -12,6 +12,7 @@ import click
 
 from hub import __version__, accounts
 from hub import runtime as hub_runtime
+from hub.channels.phone.cli import calls as ingest_calls
 from hub.settings import Settings, SettingsError, load_settings
 
 T = TypeVar("T")
@@ -195,6 +196,9 @@ def demo(host: str, port: int, no_serve: bool) -> None:
 @main.group()
 def ingest() -> None:
     """Import messages and call records through the one ingest path."""
+
+
+ingest.add_command(ingest_calls)
 
 
 def entry() -> None:

@@ -15,7 +15,17 @@ from hub.core.envelopes import Address, AddressKind, CallLog, Channel, Direction
 from hub.core.identity import normalise_phone
 from hub.core.ingest import IngestContext, ingest
 from hub.runtime import Runtime
-from hub.store.models import LIFECYCLE_STAGES, Agent, Case, CaseTransition, Complaint, Customer, Intervention, Team, TeamMember
+from hub.store.models import (
+    LIFECYCLE_STAGES,
+    Agent,
+    Case,
+    CaseTransition,
+    Complaint,
+    Customer,
+    Intervention,
+    Team,
+    TeamMember,
+)
 from hub.store.types import utcnow
 
 HOTEL_MAIL = "reception@aurora.hotel.test"

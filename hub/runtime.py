@@ -26,6 +26,7 @@ from hub.core.events import EventHandler
 from hub.core.ingest import IngestContext
 from hub.core.jobs import JobContext, run_outbox_item, sweep
 from hub.core.outbox import JobQueue
+from hub.routing.conditions import install_sqlite_functions
 from hub.settings import Settings
 from hub.store import migrate
 from hub.store.engine import SessionFactory, make_engine, make_session_factory
@@ -89,7 +90,7 @@ def _load_plugins() -> None:
 
 async def build(settings: Settings, *, use_redis: bool | None = None, migrate_schema: bool = True) -> Runtime:
     """Open the engine (migrating it), the queue and the job context for these settings."""
-    engine = make_engine(settings)
+    engine = make_engine(settings, sqlite_functions=(install_sqlite_functions,))
     if migrate_schema:
         await migrate.upgrade(engine)
     factory = make_session_factory(engine)

@@ -53,6 +53,12 @@ class Settings(BaseSettings):
     twilio_auth_token: str | None = None
     twilio_base_url: str | None = None
     twilio_from: str | None = None
+    twilio_webhook_max_bytes: int = Field(default=64 * 1024, ge=1024)
+    sms_help_reply: str = "Reception: write here any time. Reply STOP to unsubscribe, START to resubscribe."
+    sms_rates: dict[str, float] = Field(default_factory=dict)  # msg/s per sender kind, e.g. {"long_code": 2}
+    sms_burst: float = Field(default=1.0, ge=1.0)
+    voice_forward_to: str | None = None
+    voice_greeting: str | None = None
 
     @field_validator("default_region")
     @classmethod

@@ -44,8 +44,10 @@ def worker_settings(redis_url: str, **overrides: Any) -> dict[str, Any]:
     return {
         # keep_result=0: a finished job leaves no result key, so the sweeper can enqueue the same
         # deterministic job id again; the database claim is what stops a second execution.
-        "functions": [func(run_outbox_job, name=JOB_NAME, keep_result=0, max_tries=3, timeout=300), *EXTRA_FUNCTIONS],
-        "cron_jobs": [cron(sweep_outbox, second={0, 30}, run_at_startup=True, keep_result=0, unique=True), *EXTRA_CRONS],
+        "functions": [func(run_outbox_job, name=JOB_NAME, keep_result=0, max_tries=3, timeout=300),
+                      *EXTRA_FUNCTIONS],
+        "cron_jobs": [cron(sweep_outbox, second={0, 30}, run_at_startup=True, keep_result=0, unique=True),
+                      *EXTRA_CRONS],
         "on_startup": startup,
         "on_shutdown": shutdown,
         "redis_settings": hub_runtime.redis_settings(redis_url),

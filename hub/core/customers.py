@@ -9,9 +9,9 @@ from hub.core.envelopes import Address
 from hub.core.identity import identity_key
 from hub.store.models import (
     AuditEvent,
-    Case,
     CallLog,
     CampaignRecipient,
+    Case,
     Complaint,
     Consent,
     Conversation,

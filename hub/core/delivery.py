@@ -12,21 +12,36 @@ from hub.core.jobs import JobContext, PermanentError, TransientError
 from hub.store.models import Conversation, Message, OutboxItem, Suppression
 from hub.store.types import utcnow
 
-# Rank of each state: a callback may only move a message to a higher rank, so a late
-# "sent" never overwrites "delivered". Failures outrank success except `read`.
+# Progress order of the non-terminal states. UNDELIVERED sits below DELIVERED on purpose: a late
+# `sent` never undoes `undelivered`, but `delivered`/`read` do, because a handset receipt is proof
+# and carriers report an interim failure before a successful retry. FAILED/BOUNCED (never sent) are
+# final, except that they cannot take back a receipt already recorded.
 _RANK = {
-    DeliveryState.QUEUED: 0, DeliveryState.SENDING: 1, DeliveryState.SENT: 2, DeliveryState.DELIVERED: 3,
-    DeliveryState.UNDELIVERED: 4, DeliveryState.FAILED: 4, DeliveryState.BOUNCED: 5, DeliveryState.READ: 5,
+    DeliveryState.QUEUED: 0, DeliveryState.SENDING: 1, DeliveryState.SENT: 2, DeliveryState.UNDELIVERED: 3,
+    DeliveryState.DELIVERED: 4, DeliveryState.READ: 5,
 }
+_HARD_FAILURES = frozenset({DeliveryState.FAILED, DeliveryState.BOUNCED})
+_RECEIVED = frozenset({DeliveryState.DELIVERED, DeliveryState.READ})
 DONE = {DeliveryState.SENT, DeliveryState.DELIVERED, DeliveryState.READ, DeliveryState.UNDELIVERED,
         DeliveryState.FAILED, DeliveryState.BOUNCED}
+
+
+def advance(current: DeliveryState | None, new: DeliveryState) -> DeliveryState:
+    """The state after a status callback; callbacks arrive out of order, so never move backwards."""
+    if current is None or current == new:
+        return new
+    if current in _HARD_FAILURES:
+        return current
+    if new in _HARD_FAILURES:
+        return current if current in _RECEIVED else new
+    return new if _RANK[new] > _RANK[current] else current
 
 
 def advances(current: str | None, new: DeliveryState) -> bool:
     """Whether `new` moves a message forward from `current` (never backwards)."""
     if current is None:
         return True
-    return _RANK[new] > _RANK[DeliveryState(current)]
+    return advance(DeliveryState(current), new) != DeliveryState(current)
 
 
 def _address(channel: str, value: str) -> Address:
@@ -101,7 +116,9 @@ async def apply_update(session: AsyncSession, update: DeliveryUpdate) -> Message
     return message
 
 
-async def suppress(session: AsyncSession, channel: str, address: str, *, reason: str, detail: str | None = None) -> None:
+async def suppress(
+    session: AsyncSession, channel: str, address: str, *, reason: str, detail: str | None = None
+) -> None:
     """Never send to this address on this channel again (idempotent)."""
     exists = await session.execute(
         select(Suppression.id).where(Suppression.channel == channel, Suppression.address == address)

@@ -19,7 +19,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hub.core import customers, threading
 from hub.core.blobs import BlobStore
 from hub.core.envelopes import Inbound
-from hub.core.events import CONVERSATION_CREATED, CONVERSATION_STATUS_CHANGED, MESSAGE_RECEIVED, Event, EventHandler, publish
+from hub.core.events import (
+    CONVERSATION_CREATED,
+    CONVERSATION_STATUS_CHANGED,
+    MESSAGE_RECEIVED,
+    Event,
+    EventHandler,
+    publish,
+)
 from hub.store.engine import SessionFactory
 from hub.store.models import Attachment, Conversation, Customer, Message, QuarantineItem, RawInput, TimelineEntry
 from hub.store.types import utcnow

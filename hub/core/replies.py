@@ -65,8 +65,17 @@ async def _recipient(session: AsyncSession, conversation: Conversation, channel:
 def _threading_headers(last_in: Message | None) -> dict[str, str]:
     if last_in is None or last_in.channel != Channel.EMAIL or not last_in.external_id:
         return {}
-    refs = [r for r in last_in.thread_refs if not r.startswith("token:")][::-1] + [last_in.external_id]
+    # thread_refs are newest first; References lists the thread oldest first, ending with the parent.
+    older = [r for r in last_in.thread_refs if not r.startswith("token:")][::-1]
+    refs = list(dict.fromkeys([*older, last_in.external_id]))
     return {"In-Reply-To": last_in.external_id, "References": " ".join(f"<{r}>" for r in refs[-20:])}
+
+
+def _hub_side(channel: Channel, last_in: Message | None, hub_address: str) -> str:
+    """Reply from the address the customer wrote to (the hotel number they texted), else the default."""
+    if channel is not Channel.EMAIL and last_in is not None and last_in.channel == channel.value:
+        return last_in.recipient
+    return hub_address
 
 
 def _reply_subject(conversation: Conversation, requested: str | None) -> str | None:
@@ -87,13 +96,14 @@ async def create_reply(
     channel = request.channel or Channel(conversation.channel)
     last_in = await _last_inbound(session, conversation.id)
     recipient = await _recipient(session, conversation, channel, request.to)
+    is_email = channel is Channel.EMAIL
     message = Message(
         conversation_id=conversation.id, customer_id=conversation.customer_id, direction="out",
-        channel=channel.value, sender=hub_address if channel is Channel.EMAIL else (last_in.recipient if last_in else hub_address),
-        recipient=recipient, subject=_reply_subject(conversation, request.subject) if channel is Channel.EMAIL else None,
+        channel=channel.value, sender=_hub_side(channel, last_in, hub_address), recipient=recipient,
+        subject=_reply_subject(conversation, request.subject) if is_email else None,
         body_text=request.body, body_html=request.body_html, author_agent_id=agent.id,
-        external_id=email_message_id(mail_domain) if channel is Channel.EMAIL else None,
-        headers=_threading_headers(last_in) if channel is Channel.EMAIL else {},
+        external_id=email_message_id(mail_domain) if is_email else None,
+        headers=_threading_headers(last_in) if is_email else {},
         delivery_status=DeliveryState.QUEUED.value,
     )
     session.add(message)

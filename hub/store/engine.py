@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ def _regexp(pattern: str, value: str | None) -> bool:
     return value is not None and re.search(pattern, value) is not None
 
 
-def _install_sqlite_hooks(engine: AsyncEngine) -> None:
+def _install_sqlite_hooks(engine: AsyncEngine, extra: Sequence[Callable[[Any], None]]) -> None:
     """WAL, foreign keys, a busy timeout, REGEXP, and BEGIN IMMEDIATE for every transaction.
 
     pysqlite's deferred BEGIN lets two writers both read and then fail with SQLITE_BUSY when
@@ -38,19 +38,21 @@ def _install_sqlite_hooks(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
         dbapi_connection.create_function("REGEXP", 2, _regexp, deterministic=True)
+        for install in extra:
+            install(dbapi_connection)
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def make_engine(settings: Settings) -> AsyncEngine:
-    """Create the async engine for the configured database."""
+def make_engine(settings: Settings, sqlite_functions: Sequence[Callable[[Any], None]] = ()) -> AsyncEngine:
+    """Create the async engine; `sqlite_functions` register SQL functions upper layers need on SQLite."""
     url = settings.database_url
     if settings.is_sqlite:
         _ensure_sqlite_dir(url)
         engine = create_async_engine(url, echo=settings.sql_echo, connect_args={"timeout": 30})
-        _install_sqlite_hooks(engine)
+        _install_sqlite_hooks(engine, sqlite_functions)
         return engine
     return create_async_engine(url, echo=settings.sql_echo, pool_size=10, max_overflow=20, pool_pre_ping=True)
 

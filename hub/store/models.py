@@ -318,6 +318,33 @@ class Intervention(SQLModel, table=True):
     done_at: datetime | None = _when(nullable=True)
 
 
+class Survey(SQLModel, table=True):
+    """A departure survey sent for a case; answered by SMS digits or the signed web form."""
+
+    __table_args__ = (Index("ix_survey_customer_status", "customer_id", "status"),)
+
+    id: int | None = _id()
+    case_id: int = _fk("case.id")
+    customer_id: int = _fk("customer.id", index=False)
+    channel: str = Field(max_length=20)
+    template_name: str = Field(default="departure_survey", max_length=200)
+    questions: list[str] = _json_list()
+    answers: list[int] = _json_list()
+    score: float | None = None
+    status: str = Field(default="sent", max_length=20)
+    message_id: int | None = _fk("message.id", nullable=True, index=False)
+    sent_at: datetime = _when()
+    answered_at: datetime | None = _when(nullable=True)
+
+
+class AssignmentCursor(SQLModel, table=True):
+    """Round-robin position per team: the agent who got the last conversation."""
+
+    team_id: int = Field(foreign_key="team.id", primary_key=True, sa_type=BigId)
+    last_agent_id: int | None = Field(default=None, sa_type=BigId)
+    updated_at: datetime = _when()
+
+
 # --- rules, templates, campaigns -----------------------------------------------------------
 
 

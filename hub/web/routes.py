@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from hub.channels.phone import api as phone_api
+from hub.channels.phone import webhooks as voice_hooks
+from hub.channels.sms import webhooks as sms_hooks
 from hub.web import api_agents, api_conversations, api_customers
 
 ID = r"{id:\d+}"
@@ -29,6 +32,13 @@ def setup_routes(app: web.Application) -> None:
     r.add_post(f"/api/v1/conversations/{ID}/assign", api_conversations.assign, name="conversation_assign")
     r.add_post(f"/api/v1/conversations/{ID}/notes", api_conversations.add_note, name="conversation_note")
     r.add_post(f"/api/v1/conversations/{ID}/reply", api_conversations.reply, name="conversation_reply")
+    r.add_post("/api/v1/calls", phone_api.log_call_by_hand, name="call_create")
+    r.add_post("/webhooks/twilio/sms", sms_hooks.sms_webhook, name="twilio_sms")
+    r.add_post("/webhooks/twilio/status", sms_hooks.status_webhook, name="twilio_status")
+    r.add_post("/webhooks/twilio/voice", voice_hooks.voice_webhook, name="twilio_voice")
+    r.add_post("/webhooks/twilio/voice/dial", voice_hooks.dial_webhook, name="twilio_voice_dial")
+    r.add_post("/webhooks/twilio/voice/status", voice_hooks.voice_status_webhook, name="twilio_voice_status")
+    r.add_post("/webhooks/twilio/voice/recording", voice_hooks.recording_webhook, name="twilio_recording")
 
 
 async def api_index(request: web.Request) -> web.Response:

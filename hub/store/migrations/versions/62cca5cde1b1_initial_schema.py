@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 3e69e47086c9
+Revision ID: 62cca5cde1b1
 Revises: 
-Create Date: 2026-11-23 13:49:37.612539
+Create Date: (regenerated)
 """
 
 from collections.abc import Sequence
@@ -12,9 +12,10 @@ import sqlmodel
 from alembic import op
 
 import hub.store.types
+from sqlalchemy import Text  # noqa: F401  (autogenerate renders JSONB(astext_type=sa.Text()))
 from sqlalchemy.dialects import postgresql
 
-revision: str = '3e69e47086c9'
+revision: str = '62cca5cde1b1'
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

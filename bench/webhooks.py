@@ -1,0 +1,153 @@
+"""Signed Twilio SMS webhooks per second: `hub serve` (SQLite) against a bare validating handler.
+
+In one run it starts `hub serve` on SQLite in a temp dir and a bare aiohttp server whose handler
+only checks the same X-Twilio-Signature, then drives each for `--seconds` (20 by default) from a
+load generator in another process (aiohttp client, `--concurrency` connections, a fresh
+MessageSid per request). Prints accepted/s of each and their ratio; target >= 0.3.
+Run: `python bench/webhooks.py [--seconds 20] [--concurrency 32]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from aiohttp import ClientSession, TCPConnector, web
+from multidict import MultiDict
+from twilio.request_validator import RequestValidator
+from twilio.twiml.messaging_response import MessagingResponse
+
+TOKEN = "bench-auth-token"
+PATH = "/webhooks/twilio/sms"
+HUB_NUMBER = "+390612345678"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_http(url: str, tries: int = 300) -> None:
+    for _ in range(tries):
+        try:
+            socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1].split("/")[0])), 0.1).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise TimeoutError(f"nothing answered at {url}")
+
+
+# --- the floor: a bare aiohttp handler doing only the signature check -------------------------
+
+
+def bare_server(port: int) -> None:
+    """Serve PATH with nothing but Twilio's signature check and an empty TwiML answer."""
+    validator, base = RequestValidator(TOKEN), f"http://127.0.0.1:{port}"
+    empty = str(MessagingResponse())
+
+    async def handler(request: web.Request) -> web.Response:
+        form = MultiDict(await request.post())
+        if not validator.validate(base + request.path_qs, form, request.headers.get("X-Twilio-Signature", "")):
+            raise web.HTTPForbidden()
+        return web.Response(text=empty, content_type="text/xml")
+
+    app = web.Application()
+    app.router.add_post(PATH, handler)
+    web.run_app(app, host="127.0.0.1", port=port, print=lambda _msg: None)
+
+
+# --- the load generator ------------------------------------------------------------------------
+
+
+async def _load(base: str, seconds: float, concurrency: int, tag: str) -> dict[str, float]:
+    validator, url = RequestValidator(TOKEN), base + PATH
+    counts = {"accepted": 0, "failed": 0}
+    stop_at = time.monotonic() + seconds
+    seq = iter(range(10**9))
+
+    async def one_client(session: ClientSession) -> None:
+        while time.monotonic() < stop_at:
+            n = next(seq)
+            form = {"MessageSid": f"SM{tag}{n:024x}", "AccountSid": "AC" + "0" * 32,
+                    "From": f"+39347{n % 1000:07d}", "To": HUB_NUMBER, "Body": f"Richiesta numero {n}",
+                    "NumMedia": "0", "NumSegments": "1"}
+            headers = {"X-Twilio-Signature": validator.compute_signature(url, form)}
+            async with session.post(url, data=form, headers=headers) as response:
+                await response.read()
+                counts["accepted" if response.status == 200 else "failed"] += 1
+
+    started = time.monotonic()
+    async with ClientSession(connector=TCPConnector(limit=concurrency)) as session:
+        await asyncio.gather(*(one_client(session) for _ in range(concurrency)))
+    elapsed = time.monotonic() - started
+    return {"accepted": counts["accepted"], "failed": counts["failed"], "seconds": elapsed}
+
+
+def load(base: str, seconds: float, concurrency: int) -> dict[str, float]:
+    """Run the load generator in its own process and return its JSON summary."""
+    cmd = [sys.executable, __file__, "--load", base, "--seconds", str(seconds), "--concurrency", str(concurrency)]
+    done = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    result: dict[str, float] = json.loads(done.stdout)
+    return result
+
+
+# --- the two targets ---------------------------------------------------------------------------
+
+
+def start_hub(workdir: Path, port: int) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "HUB_DATABASE_URL": f"sqlite:///{workdir / 'hub.db'}", "HUB_DATA_DIR": str(workdir),
+           "HUB_TWILIO_AUTH_TOKEN": TOKEN, "HUB_TWILIO_ACCOUNT_SID": "AC" + "0" * 32,
+           "HUB_PUBLIC_URL": f"http://127.0.0.1:{port}"}
+    env.pop("HUB_REDIS_URL", None)
+    log = (workdir / "hub.log").open("wb")
+    return subprocess.Popen([sys.executable, "-m", "hub", "serve", "--port", str(port)], env=env,
+                            stdout=log, stderr=subprocess.STDOUT)
+
+
+def run_target(name: str, proc: subprocess.Popen[bytes], base: str, args: argparse.Namespace) -> float:
+    try:
+        wait_http(base)
+        load(base, 2.0, args.concurrency)  # warm-up: migrations done, caches and pools filled
+        result = load(base, args.seconds, args.concurrency)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    rate = result["accepted"] / result["seconds"]
+    print(f"{name:>14}: {rate:8.1f} accepted/s  ({int(result['accepted'])} in {result['seconds']:.1f} s, "
+          f"{int(result['failed'])} failed)")
+    return rate
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--load", metavar="BASE_URL", help=argparse.SUPPRESS)
+    parser.add_argument("--bare-server", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.bare_server:
+        bare_server(args.bare_server)
+        return
+    if args.load:
+        tag = f"{os.getpid():06x}"[-6:]
+        print(json.dumps(asyncio.run(_load(args.load, args.seconds, args.concurrency, tag))))
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        hub_port, bare_port = free_port(), free_port()
+        hub_rate = run_target("hub serve", start_hub(Path(tmp), hub_port), f"http://127.0.0.1:{hub_port}", args)
+        bare = subprocess.Popen([sys.executable, __file__, "--bare-server", str(bare_port)])
+        bare_rate = run_target("bare handler", bare, f"http://127.0.0.1:{bare_port}", args)
+    print(f"ratio hub/bare: {hub_rate / bare_rate:.3f}  (target >= 0.3)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,36 @@
+"""Regenerate the single initial migration from the models (allowed until the first release).
+
+Usage: python scripts/regen_migration.py
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import tempfile
+from pathlib import Path
+
+from hub.settings import load_settings
+from hub.store import migrate
+from hub.store.engine import make_engine
+
+VERSIONS = Path(migrate.__file__).parent / "migrations" / "versions"
+
+
+async def main() -> None:
+    for old in VERSIONS.glob("*.py"):
+        if old.name != "__init__.py":
+            old.unlink()
+    with tempfile.TemporaryDirectory() as tmp:
+        engine = make_engine(load_settings(database_url=f"sqlite:///{tmp}/empty.db"))
+        async with engine.begin() as conn:
+            await conn.run_sync(lambda c: migrate.autogenerate(c, "initial schema"))
+        await engine.dispose()
+    for new in VERSIONS.glob("*_initial_schema.py"):
+        text = new.read_text().replace("astext_type=Text()", "astext_type=sa.Text()")
+        new.write_text(re.sub(r"Create Date: .*", "Create Date: (regenerated)", text))
+        print(f"wrote {new}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
