@@ -85,6 +85,7 @@ async def add_agent(
 async def create_token(session: AsyncSession, agent: Agent, name: str = "cli") -> str:
     """Create an API token for an agent and return it; only its hash is kept."""
     token = "hub_" + secrets.token_urlsafe(32)
+    assert agent.id is not None
     session.add(ApiToken(agent_id=agent.id, token_hash=token_hash(token), name=name))
     session.add(AuditEvent(actor=agent.email, action="token.created", entity="agent", entity_id=agent.id,
                            data={"name": name}))

@@ -87,7 +87,8 @@ async def _seed_staff(session: AsyncSession) -> None:
         team = Team(name=team_name)
         session.add(team)
         await session.flush()
-        session.add_all([TeamMember(team_id=team.id, agent_id=agents[m].id) for m in members])
+        assert team.id is not None
+        session.add_all([TeamMember(team_id=team.id, agent_id=agents[m].id or 0) for m in members])
 
 
 def _inbound(n: int, name: str, channel: str, subject: str | None, body: str, at: datetime) -> Inbound:
@@ -135,6 +136,7 @@ async def _seed_complaint(session: AsyncSession, ctx: IngestContext, now: dateti
     case = Case(customer_id=customer.id, workflow="hotel_stay", state="complaint", opened_at=now - timedelta(days=2))
     session.add(case)
     await session.flush()
+    assert case.id is not None
     for a, b in (("arrived", "services_ok"), ("services_ok", "complaint")):
         session.add(CaseTransition(case_id=case.id, from_state=a, to_state=b, actor="demo"))
     complaint = Complaint(customer_id=customer.id, case_id=case.id, conversation_id=result.conversation_id,

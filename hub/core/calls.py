@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
 
 from hub.core import customers
 from hub.core.envelopes import CallLog, Direction
@@ -24,7 +24,7 @@ class CallResult:
 
 async def _existing(session: AsyncSession, call: CallLog) -> CallRow | None:
     found = await session.execute(
-        select(CallRow).where(CallRow.source == call.source, CallRow.external_id == call.external_id)
+        select(CallRow).where(col(CallRow.source) == call.source, col(CallRow.external_id) == call.external_id)
     )
     return found.scalar_one_or_none()
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
 
 from hub.core.envelopes import Address
 from hub.core.identity import identity_key
@@ -33,8 +34,8 @@ async def by_identity(session: AsyncSession, address: Address) -> Customer | Non
     """The customer owning an address, following merges."""
     kind, value = identity_key(address)
     row = await session.execute(
-        select(Customer).join(Identity, Identity.customer_id == Customer.id).where(
-            Identity.kind == kind, Identity.value == value
+        select(Customer).join(Identity, col(Identity.customer_id) == col(Customer.id)).where(
+            col(Identity.kind) == kind, col(Identity.value) == value
         )
     )
     return row.scalar_one_or_none()
@@ -47,6 +48,7 @@ async def resolve(session: AsyncSession, address: Address) -> tuple[Customer, bo
     customer = Customer(display_name=address.name or address.value)
     session.add(customer)
     await session.flush()
+    assert customer.id is not None
     kind, value = identity_key(address)
     session.add(Identity(customer_id=customer.id, kind=kind, value=value))
     session.add(StageChange(customer_id=customer.id, to_stage=customer.lifecycle_stage, cause="created"))
@@ -75,9 +77,9 @@ async def merge(session: AsyncSession, source_id: int, target_id: int, actor: st
     counts: dict[str, int] = {}
     for table in _MOVED:
         result = await session.execute(
-            update(table).where(table.customer_id == source_id).values(customer_id=target_id)  # type: ignore[attr-defined]
+            update(table).where(col(table.customer_id) == source_id).values(customer_id=target_id)
         )
-        counts[table.__tablename__] = result.rowcount  # type: ignore[attr-defined]
+        counts[str(table.__tablename__)] = result.rowcount  # type: ignore[attr-defined]
     counts["campaignrecipient"] = await _move_recipients(session, source_id, target_id)
     target.tags = sorted(set(target.tags) | set(source.tags))
     target.attributes = {**source.attributes, **target.attributes}
@@ -94,10 +96,10 @@ async def merge(session: AsyncSession, source_id: int, target_id: int, actor: st
 async def _move_recipients(session: AsyncSession, source_id: int, target_id: int) -> int:
     """Campaign recipients move unless the target already has one for that campaign and channel."""
     taken = select(CampaignRecipient.campaign_id, CampaignRecipient.channel).where(
-        CampaignRecipient.customer_id == target_id
+        col(CampaignRecipient.customer_id) == target_id
     )
     rows = (await session.execute(
-        select(CampaignRecipient).where(CampaignRecipient.customer_id == source_id)
+        select(CampaignRecipient).where(col(CampaignRecipient.customer_id) == source_id)
     )).scalars().all()
     clash = {(c, ch) for c, ch in (await session.execute(taken)).all()}
     moved = 0

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import or_
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
 
 from hub.core.envelopes import Address, AddressKind, Channel, DeliveryState, DeliveryUpdate, Outbound, SendResult
 from hub.core.jobs import JobContext, PermanentError, TransientError
@@ -103,8 +104,8 @@ async def apply_update(session: AsyncSession, update: DeliveryUpdate) -> Message
     """Apply a status callback or bounce to the outbound message it concerns; hard bounces suppress."""
     found = await session.execute(
         select(Message).where(
-            Message.direction == "out",
-            or_(Message.provider_id == update.original_ref, Message.external_id == update.original_ref),
+            col(Message.direction) == "out",
+            or_(col(Message.provider_id) == update.original_ref, col(Message.external_id) == update.original_ref),
         ).limit(1)
     )
     message = found.scalar_one_or_none()
@@ -121,7 +122,7 @@ async def suppress(
 ) -> None:
     """Never send to this address on this channel again (idempotent)."""
     exists = await session.execute(
-        select(Suppression.id).where(Suppression.channel == channel, Suppression.address == address)
+        select(col(Suppression.id)).where(col(Suppression.channel) == channel, col(Suppression.address) == address)
     )
     if exists.scalar_one_or_none() is None:
         session.add(Suppression(channel=channel, address=address, reason=reason, detail=detail, created_at=utcnow()))

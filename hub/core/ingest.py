@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
 
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
 
 from hub.core import customers, threading
 from hub.core.blobs import BlobStore
@@ -63,7 +63,7 @@ class IngestContext:
 async def existing_message(session: AsyncSession, item: Inbound) -> Message | None:
     """The message already stored under this idempotency key, if any."""
     found = await session.execute(
-        select(Message).where(Message.channel == item.channel.value, Message.external_id == item.external_id)
+        select(Message).where(col(Message.channel) == item.channel.value, col(Message.external_id) == item.external_id)
     )
     return found.scalar_one_or_none()
 

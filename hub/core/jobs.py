@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import select, update
+from sqlalchemy import update
+from sqlmodel import col, select
 
 from hub.core.blobs import BlobStore
 from hub.core.envelopes import Outbound, SendResult
@@ -75,7 +76,7 @@ async def claim(factory: SessionFactory, item_id: int) -> OutboxItem | None:
         )
         if claimed.rowcount != 1:  # type: ignore[attr-defined]
             return None
-        return (await session.execute(select(OutboxItem).where(OutboxItem.id == item_id))).scalar_one()
+        return (await session.execute(select(OutboxItem).where(col(OutboxItem.id) == item_id))).scalar_one()
 
 
 async def _finish(factory: SessionFactory, item_id: int, status: str, **values: Any) -> None:
@@ -144,10 +145,11 @@ async def sweep(ctx: JobContext, *, grace: timedelta = timedelta(seconds=5), lim
             .values(status="queued", available_at=now, updated_at=now, last_error="worker lost; re-queued")
         )
         due = (await session.execute(
-            select(OutboxItem.id).where(OutboxItem.status == "queued", OutboxItem.available_at <= now - grace)  # type: ignore[arg-type]
-            .order_by(OutboxItem.available_at).limit(limit)
+            select(col(OutboxItem.id))
+            .where(col(OutboxItem.status) == "queued", col(OutboxItem.available_at) <= now - grace)
+            .order_by(col(OutboxItem.available_at)).limit(limit)
         )).scalars().all()
     for item_id in due:
-        assert item_id is not None
-        await ctx.queue.enqueue(item_id)
+        if item_id is not None:
+            await ctx.queue.enqueue(item_id)
     return {"revived": revived.rowcount, "enqueued": len(due)}  # type: ignore[attr-defined]

@@ -6,8 +6,8 @@ import re
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
 
 from hub.core import outbox
 from hub.core.envelopes import Channel, DeliveryState
@@ -43,15 +43,17 @@ def email_message_id(domain: str) -> str:
 
 async def _last_inbound(session: AsyncSession, conversation_id: int) -> Message | None:
     found = await session.execute(
-        select(Message).where(Message.conversation_id == conversation_id, Message.direction == "in")
-        .order_by(Message.created_at.desc(), Message.id.desc()).limit(1)  # type: ignore[attr-defined,union-attr]
+        select(Message).where(col(Message.conversation_id) == conversation_id, col(Message.direction) == "in")
+        .order_by(col(Message.created_at).desc(), col(Message.id).desc()).limit(1)
     )
     return found.scalar_one_or_none()
 
 
 async def _recipient(session: AsyncSession, conversation: Conversation, channel: Channel, to: str | None) -> str:
     kind = "email" if channel is Channel.EMAIL else "phone"
-    query = select(Identity.value).where(Identity.customer_id == conversation.customer_id, Identity.kind == kind)
+    query = select(Identity.value).where(
+        col(Identity.customer_id) == conversation.customer_id, col(Identity.kind) == kind
+    )
     known = list((await session.execute(query)).scalars())
     if to is not None:
         if to not in known:

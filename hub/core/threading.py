@@ -11,8 +11,8 @@ import re
 import secrets
 from datetime import timedelta
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
 
 from hub.core.envelopes import Channel, Inbound
 from hub.store.models import Conversation, Message
@@ -46,7 +46,7 @@ def split_refs(refs: tuple[str, ...]) -> tuple[list[str], list[str]]:
 async def _by_token(session: AsyncSession, tokens: list[str]) -> Conversation | None:
     if not tokens:
         return None
-    found = await session.execute(select(Conversation).where(Conversation.thread_token.in_(tokens)).limit(1))
+    found = await session.execute(select(Conversation).where(col(Conversation.thread_token).in_(tokens)).limit(1))
     return found.scalar_one_or_none()
 
 
@@ -55,9 +55,9 @@ async def _by_reference(session: AsyncSession, channel: Channel, ids: list[str])
         return None
     found = await session.execute(
         select(Conversation)
-        .join(Message, Message.conversation_id == Conversation.id)
-        .where(Message.channel == channel.value, Message.external_id.in_(ids[:50]))  # type: ignore[union-attr]
-        .order_by(Message.id.desc())  # type: ignore[union-attr]
+        .join(Message, col(Message.conversation_id) == col(Conversation.id))
+        .where(col(Message.channel) == channel.value, col(Message.external_id).in_(ids[:50]))
+        .order_by(col(Message.id).desc())
         .limit(1)
     )
     return found.scalar_one_or_none()
@@ -72,11 +72,11 @@ async def _by_subject(
     recent = await session.execute(
         select(Conversation)
         .where(
-            Conversation.customer_id == customer_id,
-            Conversation.channel == item.channel.value,
-            Conversation.last_message_at >= item.received_at - window,
+            col(Conversation.customer_id) == customer_id,
+            col(Conversation.channel) == item.channel.value,
+            col(Conversation.last_message_at) >= item.received_at - window,
         )
-        .order_by(Conversation.last_message_at.desc())  # type: ignore[attr-defined]
+        .order_by(col(Conversation.last_message_at).desc())
         .limit(20)
     )
     for conversation in recent.scalars():
@@ -93,12 +93,12 @@ async def _open_on_channel(
     found = await session.execute(
         select(Conversation)
         .where(
-            Conversation.customer_id == customer_id,
-            Conversation.channel == item.channel.value,
-            Conversation.status != "resolved",
-            Conversation.last_message_at >= item.received_at - window,
+            col(Conversation.customer_id) == customer_id,
+            col(Conversation.channel) == item.channel.value,
+            col(Conversation.status) != "resolved",
+            col(Conversation.last_message_at) >= item.received_at - window,
         )
-        .order_by(Conversation.last_message_at.desc())  # type: ignore[attr-defined]
+        .order_by(col(Conversation.last_message_at).desc())
         .limit(1)
     )
     return found.scalar_one_or_none()

@@ -7,8 +7,9 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, or_
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
 
 from hub.store.models import TimelineEntry
 
@@ -49,14 +50,14 @@ async def timeline(
 
     Keyset on (occurred_at, id) so pages stay stable while new items arrive at the top.
     """
-    query = select(TimelineEntry).where(TimelineEntry.customer_id == customer_id)
+    query = select(TimelineEntry).where(col(TimelineEntry.customer_id) == customer_id)
     if before is not None:
         at, row_id = decode_cursor(before)
         query = query.where(or_(
-            TimelineEntry.occurred_at < at,
-            and_(TimelineEntry.occurred_at == at, TimelineEntry.id < row_id),  # type: ignore[operator]
+            col(TimelineEntry.occurred_at) < at,
+            and_(col(TimelineEntry.occurred_at) == at, col(TimelineEntry.id) < row_id),
         ))
-    query = query.order_by(TimelineEntry.occurred_at.desc(), TimelineEntry.id.desc()).limit(limit + 1)  # type: ignore[attr-defined,union-attr]
+    query = query.order_by(col(TimelineEntry.occurred_at).desc(), col(TimelineEntry.id).desc()).limit(limit + 1)
     rows = list((await session.execute(query)).scalars())
     more = len(rows) > limit
     rows = rows[:limit]

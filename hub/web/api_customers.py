@@ -73,6 +73,7 @@ async def create_customer(request: web.Request) -> web.Response:
         async with runtime.factory() as session, session.begin():
             session.add(customer)
             await session.flush()
+            assert customer.id is not None
             session.add_all([Identity(customer_id=customer.id, kind=k, value=v) for k, v in keys])
             session.add(StageChange(customer_id=customer.id, to_stage=customer.lifecycle_stage, cause="agent",
                                     actor=current_agent(request).email))
@@ -102,7 +103,7 @@ async def update_customer(request: web.Request) -> web.Response:
         customer = await _load(session, path_id(request))
         stage = changes.get("lifecycle_stage")
         if stage is not None and stage != customer.lifecycle_stage:
-            session.add(StageChange(customer_id=customer.id, from_stage=customer.lifecycle_stage, to_stage=stage,
+            session.add(StageChange(customer_id=customer.id or 0, from_stage=customer.lifecycle_stage, to_stage=stage,
                                     cause="agent", actor=actor))
         for name, value in changes.items():
             setattr(customer, name, value)

@@ -1,6 +1,6 @@
 """initial schema
 
-Revision ID: 62cca5cde1b1
+Revision ID: 312a2e6b7be4
 Revises: 
 Create Date: (regenerated)
 """
@@ -15,7 +15,7 @@ import hub.store.types
 from sqlalchemy import Text  # noqa: F401  (autogenerate renders JSONB(astext_type=sa.Text()))
 from sqlalchemy.dialects import postgresql
 
-revision: str = '62cca5cde1b1'
+revision: str = '312a2e6b7be4'
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -207,6 +207,13 @@ def upgrade() -> None:
     with op.batch_alter_table('apitoken', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_apitoken_agent_id'), ['agent_id'], unique=False)
 
+    op.create_table('assignmentcursor',
+    sa.Column('team_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('last_agent_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('updated_at', hub.store.types.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['team_id'], ['team.id'], ),
+    sa.PrimaryKeyConstraint('team_id')
+    )
     op.create_table('campaign',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
@@ -497,6 +504,28 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_complaint_customer_id'), ['customer_id'], unique=False)
         batch_op.create_index('ix_complaint_status_due', ['status', 'sla_due_at'], unique=False)
 
+    op.create_table('survey',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('case_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('customer_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('channel', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+    sa.Column('template_name', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+    sa.Column('questions', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('answers', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('score', sa.Float(), nullable=True),
+    sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+    sa.Column('message_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('sent_at', hub.store.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('answered_at', hub.store.types.UTCDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['case_id'], ['case.id'], ),
+    sa.ForeignKeyConstraint(['customer_id'], ['customer.id'], ),
+    sa.ForeignKeyConstraint(['message_id'], ['message.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('survey', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_survey_case_id'), ['case_id'], unique=False)
+        batch_op.create_index('ix_survey_customer_status', ['customer_id', 'status'], unique=False)
+
     op.create_table('intervention',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('complaint_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
@@ -536,6 +565,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_intervention_assignee_agent_id'))
 
     op.drop_table('intervention')
+    with op.batch_alter_table('survey', schema=None) as batch_op:
+        batch_op.drop_index('ix_survey_customer_status')
+        batch_op.drop_index(batch_op.f('ix_survey_case_id'))
+
+    op.drop_table('survey')
     with op.batch_alter_table('complaint', schema=None) as batch_op:
         batch_op.drop_index('ix_complaint_status_due')
         batch_op.drop_index(batch_op.f('ix_complaint_customer_id'))
@@ -606,6 +640,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_campaign_segment_id'))
 
     op.drop_table('campaign')
+    op.drop_table('assignmentcursor')
     with op.batch_alter_table('apitoken', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_apitoken_agent_id'))
 
