@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from sqlalchemy import update
+from typing import TypeVar
+
+from sqlalchemy import insert, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from hub.core.envelopes import Address
 from hub.core.identity import identity_key
+from hub.store.ids import allocate
 from hub.store.models import (
     AuditEvent,
     CallLog,
@@ -22,6 +25,7 @@ from hub.store.models import (
     Message,
     StageChange,
     TimelineEntry,
+    table,
 )
 from hub.store.types import utcnow
 
@@ -75,11 +79,11 @@ async def merge(session: AsyncSession, source_id: int, target_id: int, actor: st
         raise ValueError("cannot merge a customer into itself")
     source, target = await get(session, source_id), await get(session, target_id)
     counts: dict[str, int] = {}
-    for table in _MOVED:
+    for model in _MOVED:
         result = await session.execute(
-            update(table).where(col(table.customer_id) == source_id).values(customer_id=target_id)
+            update(model).where(col(model.customer_id) == source_id).values(customer_id=target_id)
         )
-        counts[str(table.__tablename__)] = result.rowcount  # type: ignore[attr-defined]
+        counts[str(model.__tablename__)] = result.rowcount  # type: ignore[attr-defined]
     counts["campaignrecipient"] = await _move_recipients(session, source_id, target_id)
     target.tags = sorted(set(target.tags) | set(source.tags))
     target.attributes = {**source.attributes, **target.attributes}
@@ -108,3 +112,45 @@ async def _move_recipients(session: AsyncSession, source_id: int, target_id: int
             row.customer_id = target_id
             moved += 1
     return moved
+
+
+async def resolve_many(session: AsyncSession, addresses: list[Address]) -> dict[tuple[str, str], int]:
+    """Customer ids for many addresses at once, creating customers for the unknown ones."""
+    wanted = {identity_key(a): a for a in addresses}
+    known: dict[tuple[str, str], int] = {}
+    for chunk in _chunks(list(wanted), 400):
+        found = await session.execute(
+            select(Identity.kind, Identity.value, Identity.customer_id)
+            .where(tuple_(col(Identity.kind), col(Identity.value)).in_(chunk))
+        )
+        known.update({(kind, value): cid for kind, value, cid in found.all()})
+    missing = [key for key in wanted if key not in known]
+    if missing:
+        known.update(await _create_many(session, [(key, wanted[key]) for key in missing]))
+    return known
+
+
+T = TypeVar("T")
+
+
+def _chunks(items: list[T], size: int) -> list[list[T]]:
+    return [items[i:i + size] for i in range(0, len(items), size)]
+
+
+async def _create_many(
+    session: AsyncSession, new: list[tuple[tuple[str, str], Address]]
+) -> dict[tuple[str, str], int]:
+    now = utcnow()
+    ids = await allocate(session, "customer", len(new))
+    rows = [{"id": cid, "display_name": address.name or address.value, "language": "it",
+             "timezone": "Europe/Rome", "lifecycle_stage": "prospect", "tags": [], "attributes": {},
+             "created_at": now, "updated_at": now} for cid, (_, address) in zip(ids, new, strict=True)]
+    await session.execute(insert(table(Customer)), rows)
+    await session.execute(insert(table(Identity)), [
+        {"customer_id": cid, "kind": key[0], "value": key[1], "created_at": now}
+        for (key, _), cid in zip(new, ids, strict=True)
+    ])
+    await session.execute(insert(table(StageChange)), [
+        {"customer_id": cid, "to_stage": "prospect", "cause": "created", "changed_at": now} for cid in ids
+    ])
+    return {key: cid for (key, _), cid in zip(new, ids, strict=True)}

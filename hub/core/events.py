@@ -6,9 +6,11 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hub.store.models import DomainEvent
+from hub.store.models import DomainEvent, table
+from hub.store.types import utcnow
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,3 +53,16 @@ async def publish(session: AsyncSession, event: Event, handlers: Sequence[EventH
     )
     for handler in handlers:
         await handler(session, event)
+
+
+async def publish_many(session: AsyncSession, events: Sequence[Event], handlers: Sequence[EventHandler]) -> None:
+    """Store many events in one statement, then run the handlers on each, in order."""
+    if not events:
+        return
+    await session.execute(insert(table(DomainEvent)), [
+        {"type": e.type, "conversation_id": e.conversation_id, "customer_id": e.customer_id, "team_id": e.team_id,
+         "payload": {"message_id": e.message_id, **e.data}, "at": utcnow()} for e in events
+    ])
+    for event in events:
+        for handler in handlers:
+            await handler(session, event)

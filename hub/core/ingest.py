@@ -9,9 +9,12 @@ from __future__ import annotations
 import hashlib
 import traceback
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
+from sqlalchemy import bindparam, insert, or_, tuple_, update
+from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
@@ -26,9 +29,21 @@ from hub.core.events import (
     Event,
     EventHandler,
     publish,
+    publish_many,
 )
+from hub.core.identity import identity_key
+from hub.store import ids
 from hub.store.engine import SessionFactory
-from hub.store.models import Attachment, Conversation, Customer, Message, QuarantineItem, RawInput, TimelineEntry
+from hub.store.models import (
+    Attachment,
+    Conversation,
+    Customer,
+    Message,
+    QuarantineItem,
+    RawInput,
+    TimelineEntry,
+    table,
+)
 from hub.store.types import utcnow
 
 RACE_RETRIES = 5
@@ -70,45 +85,114 @@ async def existing_message(session: AsyncSession, item: Inbound) -> Message | No
 
 async def ingest(session: AsyncSession, item: Inbound, ctx: IngestContext) -> IngestResult:
     """Store one inbound message exactly once, thread it, and publish `message.received`."""
-    if (existing := await existing_message(session, item)) is not None:
-        return IngestResult(Outcome.DUPLICATE, existing.id, existing.customer_id, existing.conversation_id)
-    customer, _ = await customers.resolve(session, item.sender)
-    conversation = await threading.find(session, _id(customer), item, ctx.thread_window)
-    is_new = conversation is None
-    conversation = await _open_or_reopen(session, conversation, customer, item, ctx)
-    message = await _persist(session, conversation, customer, item, ctx)
-    await publish(session, _received(message, conversation), ctx.handlers)
-    return IngestResult(Outcome.STORED, message.id, customer.id, conversation.id, new_conversation=is_new)
+    return (await ingest_many(session, [item], ctx))[0]
 
 
-def _id(row: Customer | Conversation | Message) -> int:
-    assert row.id is not None, "row must be flushed before use"
-    return row.id
+async def ingest_many(session: AsyncSession, items: list[Inbound], ctx: IngestContext) -> list[IngestResult]:
+    """The ingest path for a batch, in the caller's transaction: set-based reads and writes.
+
+    Each step reads what it needs for the whole batch in one query, decides in memory in
+    arrival order, then writes in one statement, so a batch of 200 costs a dozen round trips.
+    """
+    results: list[IngestResult | None] = [None] * len(items)
+    fresh, repeats = await _dedupe(session, items, results)
+    if fresh:
+        owners = await customers.resolve_many(session, [item.sender for _, item in fresh])
+        batch = [(owners[identity_key(item.sender)], idx, item) for idx, item in fresh]
+        placed = await _thread(session, batch, ctx)
+        stored = await _persist(session, placed, ctx)
+        for idx, result in stored.items():
+            results[idx] = result
+    for idx, first in repeats.items():
+        original = results[first]
+        assert original is not None
+        results[idx] = IngestResult(Outcome.DUPLICATE, original.message_id, original.customer_id,
+                                    original.conversation_id)
+    return [r for r in results if r is not None]
 
 
-def _received(message: Message, conversation: Conversation) -> Event:
-    return Event(
-        MESSAGE_RECEIVED, customer_id=message.customer_id, conversation_id=conversation.id,
-        message_id=message.id, team_id=conversation.team_id, data={"channel": message.channel},
+async def _dedupe(
+    session: AsyncSession, items: list[Inbound], results: list[IngestResult | None]
+) -> tuple[list[tuple[int, Inbound]], dict[int, int]]:
+    """Split a batch into new messages, already-stored ones (results filled) and in-batch repeats."""
+    keys = list({(i.channel.value, i.external_id) for i in items})
+    stored: dict[tuple[str, str | None], tuple[int | None, int, int]] = {}
+    for start in range(0, len(keys), 400):
+        found = await session.execute(
+            sa_select(col(Message.channel), col(Message.external_id), col(Message.id), col(Message.customer_id),
+                      col(Message.conversation_id))
+            .where(tuple_(col(Message.channel), col(Message.external_id)).in_(keys[start:start + 400]))
+        )
+        stored.update({(ch, ext): (mid, cid, conv) for ch, ext, mid, cid, conv in found.all()})
+    fresh: list[tuple[int, Inbound]] = []
+    first_seen: dict[tuple[str, str], int] = {}
+    repeats: dict[int, int] = {}
+    for idx, item in enumerate(items):
+        key = (item.channel.value, item.external_id)
+        if key in stored:
+            results[idx] = IngestResult(Outcome.DUPLICATE, *stored[key])
+        elif key in first_seen:
+            repeats[idx] = first_seen[key]
+        else:
+            first_seen[key] = idx
+            fresh.append((idx, item))
+    return fresh, repeats
+
+
+@dataclass(slots=True)
+class _Placed:
+    """A new message with the customer and conversation it goes to."""
+
+    idx: int
+    item: Inbound
+    customer_id: int
+    conversation: threading.Thread
+    new_conversation: bool
+
+
+async def _thread(session: AsyncSession, batch: list[tuple[int, int, Inbound]], ctx: IngestContext) -> list[_Placed]:
+    """Choose or open each message's conversation; reopen resolved or snoozed ones."""
+    index = await threading.ThreadIndex.load(session, [(cid, item) for cid, _, item in batch], ctx.thread_window)
+    placed: list[_Placed] = []
+    created: list[threading.NewConversation] = []
+    for customer_id, idx, item in batch:
+        conversation = index.choose(customer_id, item)
+        is_new = conversation is None
+        if conversation is None:
+            conversation = _new_conversation(customer_id, item)
+            created.append(conversation)
+        elif isinstance(conversation, Conversation) and conversation.status in ("resolved", "snoozed"):
+            await set_status(session, conversation, "open", actor="customer", handlers=ctx.handlers)
+        if item.received_at > conversation.last_message_at:
+            conversation.last_message_at = item.received_at
+        index.remember(conversation, item)
+        placed.append(_Placed(idx, item, customer_id, conversation, is_new))
+    await _insert_conversations(session, created, ctx)
+    return placed
+
+
+def _new_conversation(customer_id: int, item: Inbound) -> threading.NewConversation:
+    return threading.NewConversation(
+        customer_id=customer_id, channel=item.channel.value, subject=item.subject,
+        thread_token=threading.new_thread_token(), created_at=item.received_at, last_message_at=item.received_at,
     )
 
 
-async def _open_or_reopen(
-    session: AsyncSession, conversation: Conversation | None, customer: Customer, item: Inbound, ctx: IngestContext
-) -> Conversation:
-    if conversation is None:
-        conversation = Conversation(
-            customer_id=_id(customer), channel=item.channel.value, subject=item.subject,
-            thread_token=threading.new_thread_token(), created_at=item.received_at,
-            last_message_at=item.received_at,
-        )
-        session.add(conversation)
-        await session.flush()
-        event = Event(CONVERSATION_CREATED, customer_id=customer.id, conversation_id=conversation.id)
-        await publish(session, event, ctx.handlers)
-    elif conversation.status in ("resolved", "snoozed"):
-        await set_status(session, conversation, "open", actor="customer", handlers=ctx.handlers)
-    return conversation
+async def _insert_conversations(
+    session: AsyncSession, created: list[threading.NewConversation], ctx: IngestContext
+) -> None:
+    if not created:
+        return
+    now = utcnow()
+    for new, conversation_id in zip(created, await ids.allocate(session, "conversation", len(created)), strict=True):
+        new.id = conversation_id
+    await session.execute(insert(table(Conversation)), [
+        {"id": c.id, "customer_id": c.customer_id, "channel": c.channel, "subject": c.subject, "status": "open",
+         "priority": "normal", "tags": [], "thread_token": c.thread_token, "created_at": c.created_at,
+         "last_message_at": c.last_message_at, "updated_at": now} for c in created
+    ])
+    events = [Event(CONVERSATION_CREATED, customer_id=c.customer_id, conversation_id=c.id) for c in created]
+    await publish_many(session, events, ctx.handlers)
 
 
 async def set_status(
@@ -135,62 +219,97 @@ async def set_status(
     await publish(session, event, handlers)
 
 
-async def _persist(
-    session: AsyncSession, conversation: Conversation, customer: Customer, item: Inbound, ctx: IngestContext
-) -> Message:
-    raw_id = await _keep_raw(session, item)
-    message = Message(
-        conversation_id=_id(conversation), customer_id=_id(customer), direction="in",
-        channel=item.channel.value, external_id=item.external_id, sender=item.sender.value,
-        recipient=item.recipient.value, subject=item.subject, body_text=item.body_text,
-        body_html=item.body_html, visible_text=item.visible_text, thread_refs=list(item.thread_refs),
-        flags=sorted(f.value for f in item.flags), headers=dict(item.headers),
-        raw_id=raw_id, created_at=item.received_at,
+async def _persist(session: AsyncSession, placed: list[_Placed], ctx: IngestContext) -> dict[int, IngestResult]:
+    """Write raw inputs, messages, attachments and timeline entries in a few batched statements."""
+    raw_ids = await _keep_raw(session, [p.item for p in placed])
+    message_ids = await ids.allocate(session, "message", len(placed))
+    rows = [_message_row(p, mid, raw_id) for p, mid, raw_id in zip(placed, message_ids, raw_ids, strict=True)]
+    await session.execute(insert(table(Message)), rows)
+    await _add_attachments(session, placed, message_ids, ctx.blobs)
+    await session.execute(insert(table(TimelineEntry)), [_timeline_row(p, mid) for p, mid in zip(placed, message_ids,
+                                                                                               strict=True)])
+    await _touch_customers(session, placed)
+    await _touch_conversations(session, placed)
+    events = [_received(p, mid) for p, mid in zip(placed, message_ids, strict=True)]
+    await publish_many(session, events, ctx.handlers)
+    return {p.idx: IngestResult(Outcome.STORED, mid, p.customer_id, p.conversation.id, p.new_conversation)
+            for p, mid in zip(placed, message_ids, strict=True)}
+
+
+def _received(p: _Placed, message_id: int) -> Event:
+    return Event(MESSAGE_RECEIVED, customer_id=p.customer_id, conversation_id=p.conversation.id,
+                 message_id=message_id, team_id=p.conversation.team_id, data={"channel": p.item.channel.value})
+
+
+def _message_row(p: _Placed, message_id: int, raw_id: int | None) -> dict[str, Any]:
+    item = p.item
+    return {
+        "id": message_id, "conversation_id": p.conversation.id, "customer_id": p.customer_id, "direction": "in",
+        "channel": item.channel.value, "external_id": item.external_id, "sender": item.sender.value,
+        "recipient": item.recipient.value, "subject": item.subject, "body_text": item.body_text,
+        "body_html": item.body_html, "visible_text": item.visible_text, "thread_refs": list(item.thread_refs),
+        "flags": sorted(f.value for f in item.flags), "headers": dict(item.headers), "raw_id": raw_id,
+        "created_at": item.received_at,
+    }
+
+
+async def _keep_raw(session: AsyncSession, items: list[Inbound]) -> list[int | None]:
+    kept = [i for i in items if i.raw is not None]
+    if not kept:
+        return [None] * len(items)
+    raw_ids = await ids.allocate(session, "rawinput", len(kept))
+    rows = [{"id": rid, "channel": i.channel.value, "sha256": hashlib.sha256(i.raw or b"").hexdigest(),
+             "data": i.raw, "received_at": i.received_at,
+             "content_type": "message/rfc822" if i.channel == "email" else "application/x-www-form-urlencoded"}
+            for rid, i in zip(raw_ids, kept, strict=True)]
+    await session.execute(insert(table(RawInput)), rows)
+    handed = iter(raw_ids)
+    return [next(handed) if i.raw is not None else None for i in items]
+
+
+async def _add_attachments(session: AsyncSession, placed: list[_Placed], message_ids: list[int],
+                           blobs: BlobStore) -> None:
+    rows = [
+        {"message_id": mid, "filename": ref.filename, "content_type": ref.content_type, "size": ref.size,
+         "sha256": ref.sha256, "storage_ref": blobs.put(ref.content) if ref.content is not None else None,
+         "url": ref.url, "inline": ref.inline, "content_id": ref.content_id}
+        for p, mid in zip(placed, message_ids, strict=True) for ref in p.item.attachments
+    ]
+    if rows:
+        await session.execute(insert(table(Attachment)), rows)
+
+
+async def _touch_customers(session: AsyncSession, placed: list[_Placed]) -> None:
+    """Move each customer's last_contact_at forward (never back) in one executemany."""
+    latest: dict[int, datetime] = {}
+    for p in placed:
+        latest[p.customer_id] = max(latest.get(p.customer_id, p.item.received_at), p.item.received_at)
+    customers_table = table(Customer)
+    c = customers_table.c
+    await session.execute(
+        update(customers_table).where(c.id == bindparam("cid"),
+                                      or_(c.last_contact_at.is_(None), c.last_contact_at < bindparam("at")))
+        .values(last_contact_at=bindparam("at")),
+        [{"cid": cid, "at": at} for cid, at in latest.items()],
     )
-    session.add(message)
-    await session.flush()
-    _add_attachments(session, message, item, ctx.blobs)
-    _touch(conversation, customer, item)
-    session.add(_timeline_entry(message, item))
-    return message
 
 
-async def _keep_raw(session: AsyncSession, item: Inbound) -> int | None:
-    if item.raw is None:
-        return None
-    raw = RawInput(
-        channel=item.channel.value, sha256=hashlib.sha256(item.raw).hexdigest(), data=item.raw,
-        content_type="message/rfc822" if item.channel == "email" else "application/x-www-form-urlencoded",
-    )
-    session.add(raw)
-    await session.flush()
-    return raw.id
+async def _touch_conversations(session: AsyncSession, placed: list[_Placed]) -> None:
+    """Existing conversations get the newest message time of this batch (new ones were written with it)."""
+    now = utcnow()
+    for p in placed:
+        if isinstance(p.conversation, Conversation):
+            p.conversation.updated_at = now
 
 
-def _add_attachments(session: AsyncSession, message: Message, item: Inbound, blobs: BlobStore) -> None:
-    for ref in item.attachments:
-        storage = blobs.put(ref.content) if ref.content is not None else None
-        session.add(Attachment(
-            message_id=_id(message), filename=ref.filename, content_type=ref.content_type, size=ref.size,
-            sha256=ref.sha256, storage_ref=storage, url=ref.url, inline=ref.inline, content_id=ref.content_id,
-        ))
-
-
-def _touch(conversation: Conversation, customer: Customer, item: Inbound) -> None:
-    if item.received_at > conversation.last_message_at:
-        conversation.last_message_at = item.received_at
-    conversation.updated_at = utcnow()
-    if customer.last_contact_at is None or item.received_at > customer.last_contact_at:
-        customer.last_contact_at = item.received_at
-
-
-def _timeline_entry(message: Message, item: Inbound) -> TimelineEntry:
+def _timeline_row(p: _Placed, message_id: int) -> dict[str, Any]:
+    item = p.item
     preview = (item.visible_text or item.body_text or "").strip().replace("\n", " ")
-    return TimelineEntry(
-        customer_id=message.customer_id, conversation_id=message.conversation_id, kind="message",
-        ref_id=message.id, channel=message.channel, summary=(item.subject or preview)[:200],
-        data={"direction": "in", "preview": preview[:300]}, occurred_at=item.received_at,
-    )
+    return {
+        "customer_id": p.customer_id, "conversation_id": p.conversation.id, "kind": "message", "ref_id": message_id,
+        "channel": item.channel.value, "summary": (item.subject or preview)[:200],
+        "data": {"direction": "in", "preview": preview[:300]}, "occurred_at": item.received_at,
+    }
 
 
 async def ingest_once(factory: SessionFactory, item: Inbound, ctx: IngestContext) -> IngestResult:
@@ -203,6 +322,15 @@ async def ingest_once(factory: SessionFactory, item: Inbound, ctx: IngestContext
             if attempt == RACE_RETRIES - 1:
                 raise
     raise AssertionError("unreachable")
+
+
+async def ingest_batch(factory: SessionFactory, items: list[Inbound], ctx: IngestContext) -> list[IngestResult]:
+    """Ingest many messages in one transaction (bulk imports); on a unique-index race, one by one."""
+    try:
+        async with factory() as session, session.begin():
+            return await ingest_many(session, items, ctx)
+    except IntegrityError:
+        return [await ingest_once(factory, item, ctx) for item in items]
 
 
 async def quarantine(

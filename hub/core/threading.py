@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import re
 import secrets
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
@@ -43,75 +44,107 @@ def split_refs(refs: tuple[str, ...]) -> tuple[list[str], list[str]]:
     return tokens, ids
 
 
-async def _by_token(session: AsyncSession, tokens: list[str]) -> Conversation | None:
-    if not tokens:
-        return None
-    found = await session.execute(select(Conversation).where(col(Conversation.thread_token).in_(tokens)).limit(1))
-    return found.scalar_one_or_none()
+@dataclass(slots=True)
+class NewConversation:
+    """A conversation opened by this batch; one INSERT writes all of them once threading is done."""
+
+    customer_id: int
+    channel: str
+    subject: str | None
+    thread_token: str
+    created_at: datetime
+    last_message_at: datetime
+    id: int | None = None
+    status: str = "open"
+    team_id: int | None = None
 
 
-async def _by_reference(session: AsyncSession, channel: Channel, ids: list[str]) -> Conversation | None:
-    if not ids:
-        return None
-    found = await session.execute(
-        select(Conversation)
-        .join(Message, col(Message.conversation_id) == col(Conversation.id))
-        .where(col(Message.channel) == channel.value, col(Message.external_id).in_(ids[:50]))
-        .order_by(col(Message.id).desc())
-        .limit(1)
-    )
-    return found.scalar_one_or_none()
+Thread = Conversation | NewConversation
 
 
-async def _by_subject(
-    session: AsyncSession, customer_id: int, item: Inbound, window: timedelta
-) -> Conversation | None:
-    wanted = normalise_subject(item.subject)
-    if item.channel is not Channel.EMAIL or not wanted:
-        return None
-    recent = await session.execute(
-        select(Conversation)
-        .where(
-            col(Conversation.customer_id) == customer_id,
-            col(Conversation.channel) == item.channel.value,
-            col(Conversation.last_message_at) >= item.received_at - window,
+class ThreadIndex:
+    """Everything threading needs for a batch of messages, loaded in three queries.
+
+    Decisions are then made in memory, in arrival order, so a message can continue a
+    conversation opened earlier in the same batch.
+    """
+
+    def __init__(self, window: timedelta) -> None:
+        self.window = window
+        self.by_token: dict[str, Thread] = {}
+        self.by_ref: dict[tuple[str, str], Thread] = {}
+        self.recent: dict[tuple[int, str], list[Thread]] = {}
+
+    @classmethod
+    async def load(
+        cls, session: AsyncSession, items: list[tuple[int, Inbound]], window: timedelta
+    ) -> ThreadIndex:
+        """Load conversations named by tokens or refs, and the customers' recent ones."""
+        index = cls(window)
+        tokens = {t for _, item in items for t in split_refs(item.thread_refs)[0]}
+        refs = {(item.channel.value, r) for _, item in items for r in split_refs(item.thread_refs)[1][:50]}
+        if tokens:
+            found = await session.execute(select(Conversation).where(col(Conversation.thread_token).in_(tokens)))
+            index.by_token = {c.thread_token: c for c in found.scalars()}
+        if refs:
+            await index._load_refs(session, refs)
+        await index._load_recent(session, items)
+        return index
+
+    async def _load_refs(self, session: AsyncSession, refs: set[tuple[str, str]]) -> None:
+        ids = {r for _, r in refs}
+        found = await session.execute(
+            select(Message.channel, Message.external_id, Conversation)
+            .join(Conversation, col(Message.conversation_id) == col(Conversation.id))
+            .where(col(Message.external_id).in_(ids))
         )
-        .order_by(col(Conversation.last_message_at).desc())
-        .limit(20)
-    )
-    for conversation in recent.scalars():
-        if normalise_subject(conversation.subject) == wanted:
-            return conversation
-    return None
+        for channel, external_id, conversation in found.all():
+            if (channel, external_id) in refs and external_id is not None:
+                self.by_ref[(channel, external_id)] = conversation
 
-
-async def _open_on_channel(
-    session: AsyncSession, customer_id: int, item: Inbound, window: timedelta
-) -> Conversation | None:
-    if item.channel is Channel.EMAIL and item.subject:
-        return None  # a new email subject is a new topic; SMS and calls have no subjects
-    found = await session.execute(
-        select(Conversation)
-        .where(
-            col(Conversation.customer_id) == customer_id,
-            col(Conversation.channel) == item.channel.value,
-            col(Conversation.status) != "resolved",
-            col(Conversation.last_message_at) >= item.received_at - window,
+    async def _load_recent(self, session: AsyncSession, items: list[tuple[int, Inbound]]) -> None:
+        customer_ids = {cid for cid, _ in items}
+        oldest = min(item.received_at for _, item in items) - self.window
+        found = await session.execute(
+            select(Conversation).where(
+                col(Conversation.customer_id).in_(customer_ids), col(Conversation.last_message_at) >= oldest
+            ).order_by(col(Conversation.last_message_at).desc())
         )
-        .order_by(col(Conversation.last_message_at).desc())
-        .limit(1)
-    )
-    return found.scalar_one_or_none()
+        for conversation in found.scalars():
+            self.recent.setdefault((conversation.customer_id, conversation.channel), []).append(conversation)
 
+    def choose(self, customer_id: int, item: Inbound) -> Thread | None:
+        """The conversation this message continues (same order of rules as `find`), or None."""
+        tokens, ids = split_refs(item.thread_refs)
+        for token in tokens:
+            if token in self.by_token:
+                return self.by_token[token]
+        for ref in ids[:50]:
+            if (item.channel.value, ref) in self.by_ref:
+                return self.by_ref[(item.channel.value, ref)]
+        return self._by_subject(customer_id, item) or self._open_on_channel(customer_id, item)
 
-async def find(
-    session: AsyncSession, customer_id: int, item: Inbound, window: timedelta
-) -> Conversation | None:
-    """The existing conversation this message continues, or None when it starts a new one."""
-    tokens, ids = split_refs(item.thread_refs)
-    return (
-        await _by_token(session, tokens)
-        or await _by_reference(session, item.channel, ids)
-        or await _by_subject(session, customer_id, item, window)
-        or await _open_on_channel(session, customer_id, item, window)
-    )
+    def _candidates(self, customer_id: int, item: Inbound) -> list[Thread]:
+        since = item.received_at - self.window
+        pool = self.recent.get((customer_id, item.channel.value), [])
+        return sorted((c for c in pool if c.last_message_at >= since), key=lambda c: c.last_message_at, reverse=True)
+
+    def _by_subject(self, customer_id: int, item: Inbound) -> Thread | None:
+        wanted = normalise_subject(item.subject)
+        if item.channel is not Channel.EMAIL or not wanted:
+            return None
+        return next((c for c in self._candidates(customer_id, item) if normalise_subject(c.subject) == wanted), None)
+
+    def _open_on_channel(self, customer_id: int, item: Inbound) -> Thread | None:
+        if item.channel is Channel.EMAIL and item.subject:
+            return None  # a new email subject is a new topic; SMS and calls have no subjects
+        return next((c for c in self._candidates(customer_id, item) if c.status != "resolved"), None)
+
+    def remember(self, conversation: Thread, item: Inbound) -> None:
+        """Make a conversation (new or continued) and this message findable by later messages."""
+        key = (conversation.customer_id, conversation.channel)
+        pool = self.recent.setdefault(key, [])
+        if conversation not in pool:
+            pool.append(conversation)
+        self.by_token[conversation.thread_token] = conversation
+        self.by_ref[(item.channel.value, item.external_id)] = conversation

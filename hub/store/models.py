@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Index, LargeBinary, Text, UniqueConstraint
+from sqlalchemy import Index, LargeBinary, Table, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from hub.store.types import BigId, JsonType, UTCDateTime, utcnow
@@ -17,6 +17,12 @@ from hub.store.types import BigId, JsonType, UTCDateTime, utcnow
 LIFECYCLE_STAGES = ("prospect", "cultivable", "key", "advocate", "sub_zero")
 ROLES = ("admin", "agent", "marketer")
 CONVERSATION_STATUSES = ("open", "pending", "snoozed", "resolved")
+
+
+def table(model: type[SQLModel]) -> Table:
+    """The Core table of a model, for set-based INSERT/UPDATE that skip per-object ORM work."""
+    found: Table = model.__table__  # type: ignore[attr-defined]
+    return found
 
 
 def _id() -> Any:
@@ -151,6 +157,9 @@ class Conversation(SQLModel, table=True):
         Index("ix_conversation_customer_channel", "customer_id", "channel", "last_message_at"),
         Index("ix_conversation_status_last", "status", "last_message_at", "id"),
         Index("ix_conversation_assignee_last", "assignee_id", "last_message_at", "id"),
+        # The shared inbox lists "all" and "team" views newest first (hub/web/inbox.py).
+        Index("ix_conversation_last", "last_message_at", "id"),
+        Index("ix_conversation_team_last", "team_id", "last_message_at", "id"),
     )
 
     id: int | None = _id()
@@ -396,6 +405,11 @@ class Campaign(SQLModel, table=True):
     created_at: datetime = _when()
     started_at: datetime | None = _when(nullable=True)
     finished_at: datetime | None = _when(nullable=True)
+    # Materialisation progress (hub/campaigns): the last customer id done, and a lease so two
+    # schedulers ticking at once do not both walk the segment (the unique row settles any race).
+    cursor: int = Field(default=0, sa_type=BigId)
+    lease_until: datetime | None = _when(nullable=True)
+    materialised_at: datetime | None = _when(nullable=True)
 
 
 class CampaignRecipient(SQLModel, table=True):
@@ -417,6 +431,24 @@ class CampaignRecipient(SQLModel, table=True):
     error: str | None = _text(nullable=True)
     sent_at: datetime | None = _when(nullable=True)
     created_at: datetime = _when()
+    # Who holds a `sending` row and since when: a lost worker's rows are re-queued after a lease.
+    claimed_at: datetime | None = _when(nullable=True)
+    worker: str | None = Field(default=None, max_length=100)
+    enqueued_at: datetime | None = _when(nullable=True)
+
+
+class CampaignEvent(SQLModel, table=True):
+    """What happened to a campaign message after sending: opened, clicked, replied, bounced, unsubscribed."""
+
+    __table_args__ = (Index("ix_campaignevent_campaign_kind_at", "campaign_id", "kind", "at"),)
+
+    id: int | None = _id()
+    campaign_id: int = _fk("campaign.id", index=False)
+    recipient_id: int = _fk("campaignrecipient.id")
+    variant: str | None = Field(default=None, max_length=20)
+    kind: str = Field(max_length=20)
+    detail: str | None = _text(nullable=True)
+    at: datetime = _when()
 
 
 class Consent(SQLModel, table=True):
@@ -504,6 +536,20 @@ class DomainEvent(SQLModel, table=True):
     team_id: int | None = Field(default=None, sa_type=BigId)
     payload: dict[str, Any] = _json_dict()
     at: datetime = _when(index=True)
+
+
+class CannedResponse(SQLModel, table=True):
+    """A saved reply agents insert with `/shortcut`; `{{ customer.first_name }}`-style variables are filled in."""
+
+    __table_args__ = (UniqueConstraint("shortcut", "language", name="uq_canned_shortcut_language"),)
+
+    id: int | None = _id()
+    shortcut: str = Field(max_length=60)
+    title: str = Field(default="", max_length=200)
+    language: str = Field(default="it", max_length=10)
+    body: str = _text()
+    created_by: str = Field(default="system", max_length=200)
+    created_at: datetime = _when()
 
 
 class MailboxCheckpoint(SQLModel, table=True):

@@ -1,6 +1,6 @@
 """initial schema
 
-Revision ID: 312a2e6b7be4
+Revision ID: 3a2f6ab64380
 Revises: 
 Create Date: (regenerated)
 """
@@ -15,7 +15,7 @@ import hub.store.types
 from sqlalchemy import Text  # noqa: F401  (autogenerate renders JSONB(astext_type=sa.Text()))
 from sqlalchemy.dialects import postgresql
 
-revision: str = '312a2e6b7be4'
+revision: str = '3a2f6ab64380'
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -50,6 +50,17 @@ def upgrade() -> None:
     with op.batch_alter_table('auditevent', schema=None) as batch_op:
         batch_op.create_index('ix_audit_entity', ['entity', 'entity_id', 'at'], unique=False)
 
+    op.create_table('cannedresponse',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('shortcut', sqlmodel.sql.sqltypes.AutoString(length=60), nullable=False),
+    sa.Column('title', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+    sa.Column('language', sqlmodel.sql.sqltypes.AutoString(length=10), nullable=False),
+    sa.Column('body', sa.Text(), nullable=False),
+    sa.Column('created_by', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+    sa.Column('created_at', hub.store.types.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('shortcut', 'language', name='uq_canned_shortcut_language')
+    )
     op.create_table('customer',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('display_name', sqlmodel.sql.sqltypes.AutoString(length=300), nullable=False),
@@ -228,6 +239,9 @@ def upgrade() -> None:
     sa.Column('created_at', hub.store.types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('started_at', hub.store.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('finished_at', hub.store.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('cursor', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('lease_until', hub.store.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('materialised_at', hub.store.types.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['created_by_agent_id'], ['agent.id'], ),
     sa.ForeignKeyConstraint(['segment_id'], ['segment.id'], ),
     sa.PrimaryKeyConstraint('id')
@@ -354,8 +368,10 @@ def upgrade() -> None:
         batch_op.create_index('ix_conversation_assignee_last', ['assignee_id', 'last_message_at', 'id'], unique=False)
         batch_op.create_index('ix_conversation_customer_channel', ['customer_id', 'channel', 'last_message_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_conversation_inbox_id'), ['inbox_id'], unique=False)
+        batch_op.create_index('ix_conversation_last', ['last_message_at', 'id'], unique=False)
         batch_op.create_index('ix_conversation_status_last', ['status', 'last_message_at', 'id'], unique=False)
         batch_op.create_index(batch_op.f('ix_conversation_team_id'), ['team_id'], unique=False)
+        batch_op.create_index('ix_conversation_team_last', ['team_id', 'last_message_at', 'id'], unique=False)
 
     op.create_table('calllog',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -467,6 +483,9 @@ def upgrade() -> None:
     sa.Column('error', sa.Text(), nullable=True),
     sa.Column('sent_at', hub.store.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('created_at', hub.store.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('claimed_at', hub.store.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('worker', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=True),
+    sa.Column('enqueued_at', hub.store.types.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['campaign_id'], ['campaign.id'], ),
     sa.ForeignKeyConstraint(['customer_id'], ['customer.id'], ),
     sa.ForeignKeyConstraint(['message_id'], ['message.id'], ),
@@ -526,6 +545,22 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_survey_case_id'), ['case_id'], unique=False)
         batch_op.create_index('ix_survey_customer_status', ['customer_id', 'status'], unique=False)
 
+    op.create_table('campaignevent',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('campaign_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('recipient_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('variant', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=True),
+    sa.Column('kind', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+    sa.Column('detail', sa.Text(), nullable=True),
+    sa.Column('at', hub.store.types.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['campaign_id'], ['campaign.id'], ),
+    sa.ForeignKeyConstraint(['recipient_id'], ['campaignrecipient.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('campaignevent', schema=None) as batch_op:
+        batch_op.create_index('ix_campaignevent_campaign_kind_at', ['campaign_id', 'kind', 'at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_campaignevent_recipient_id'), ['recipient_id'], unique=False)
+
     op.create_table('intervention',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('complaint_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
@@ -565,6 +600,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_intervention_assignee_agent_id'))
 
     op.drop_table('intervention')
+    with op.batch_alter_table('campaignevent', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_campaignevent_recipient_id'))
+        batch_op.drop_index('ix_campaignevent_campaign_kind_at')
+
+    op.drop_table('campaignevent')
     with op.batch_alter_table('survey', schema=None) as batch_op:
         batch_op.drop_index('ix_survey_customer_status')
         batch_op.drop_index(batch_op.f('ix_survey_case_id'))
@@ -604,8 +644,10 @@ def downgrade() -> None:
 
     op.drop_table('calllog')
     with op.batch_alter_table('conversation', schema=None) as batch_op:
+        batch_op.drop_index('ix_conversation_team_last')
         batch_op.drop_index(batch_op.f('ix_conversation_team_id'))
         batch_op.drop_index('ix_conversation_status_last')
+        batch_op.drop_index('ix_conversation_last')
         batch_op.drop_index(batch_op.f('ix_conversation_inbox_id'))
         batch_op.drop_index('ix_conversation_customer_channel')
         batch_op.drop_index('ix_conversation_assignee_last')
@@ -676,6 +718,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_customer_merged_into_id'))
 
     op.drop_table('customer')
+    op.drop_table('cannedresponse')
     with op.batch_alter_table('auditevent', schema=None) as batch_op:
         batch_op.drop_index('ix_audit_entity')
 
