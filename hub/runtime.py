@@ -114,11 +114,20 @@ async def build(settings: Settings, *, use_redis: bool | None = None, migrate_sc
     return runtime
 
 
+BACKGROUND = "background"  # extras key: [async fn(runtime, stop_event)] run while the app runs
+CLOSERS = "closers"  # extras key: [async fn()] called once at close (HTTP sessions, SMTP pools)
+
+
 async def close(runtime: Runtime) -> None:
-    """Stop the dispatcher, close Redis and the engine."""
+    """Stop the dispatcher, run the channels' closers, close Redis and the engine."""
     target = getattr(runtime.queue, "target", None)
     if isinstance(target, InProcessQueue):
         await target.stop()
+    for closer in runtime.extras.get(CLOSERS, []):
+        try:
+            await closer()
+        except Exception:  # one catch point: a failing closer must not keep the others from running
+            log.exception("closing %r failed", closer)
     if runtime.redis is not None:
         await runtime.redis.aclose()
     await runtime.engine.dispose()
@@ -130,30 +139,54 @@ def inprocess(runtime: Runtime) -> InProcessQueue | None:
     return target if isinstance(target, InProcessQueue) else None
 
 
-async def sweeper_loop(runtime: Runtime, every: float = 15.0) -> None:
+async def sweeper_loop(runtime: Runtime, stop: asyncio.Event, every: float = 15.0) -> None:
     """The in-process twin of the arq cron sweeper."""
-    while True:
-        await asyncio.sleep(every)
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every)
+        if stop.is_set():
+            return
         try:
             await sweep(runtime.jobs)
         except Exception:  # one catch point: a failed sweep is retried at the next tick
             log.exception("outbox sweep failed")
 
 
+def start_background(runtime: Runtime, stop: asyncio.Event) -> list[asyncio.Task[None]]:
+    """Start the channels' long-running tasks (IMAP pollers...) registered under extras["background"]."""
+    return [asyncio.create_task(start(runtime, stop), name=getattr(start, "__name__", "background"))
+            for start in runtime.extras.get(BACKGROUND, [])]
+
+
+async def stop_tasks(tasks: list[asyncio.Task[None]], stop: asyncio.Event, grace: float = 5.0) -> None:
+    """Ask background tasks to stop, give them `grace` seconds, then cancel what is left."""
+    stop.set()
+    if not tasks:
+        return
+    _done, pending = await asyncio.wait(tasks, timeout=grace)
+    for task in pending:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 @asynccontextmanager
-async def running(settings: Settings, *, use_redis: bool | None = None, workers: bool = True) -> AsyncIterator[Runtime]:
-    """A built runtime whose in-process dispatcher and sweeper run while the block does."""
+async def running(
+    settings: Settings, *, use_redis: bool | None = None, workers: bool = True, background: bool = False
+) -> AsyncIterator[Runtime]:
+    """A built runtime whose in-process dispatcher, sweeper and (if asked) background tasks run meanwhile."""
     runtime = await build(settings, use_redis=use_redis)
     queue = inprocess(runtime)
-    sweeper: asyncio.Task[None] | None = None
+    tasks: list[asyncio.Task[None]] = []
+    stop = asyncio.Event()
     if queue is not None and workers:
         queue.start()
-        sweeper = asyncio.create_task(sweeper_loop(runtime))
+        tasks.append(asyncio.create_task(sweeper_loop(runtime, stop)))
+    if background:
+        tasks += start_background(runtime, stop)
     try:
         yield runtime
     finally:
-        if sweeper is not None:
-            sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweeper
+        await stop_tasks(tasks, stop)
         await close(runtime)

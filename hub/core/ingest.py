@@ -38,6 +38,7 @@ from hub.store.models import (
     Attachment,
     Conversation,
     Customer,
+    Inbox,
     Message,
     QuarantineItem,
     RawInput,
@@ -175,7 +176,20 @@ def _new_conversation(customer_id: int, item: Inbound) -> threading.NewConversat
     return threading.NewConversation(
         customer_id=customer_id, channel=item.channel.value, subject=item.subject,
         thread_token=threading.new_thread_token(), created_at=item.received_at, last_message_at=item.received_at,
+        recipient=item.recipient.value,
     )
+
+
+async def _assign_inboxes(session: AsyncSession, created: list[threading.NewConversation]) -> None:
+    """A new conversation belongs to the inbox (and its team) the customer wrote to."""
+    keys = list({(c.channel, c.recipient) for c in created})
+    found = await session.execute(
+        select(Inbox).where(tuple_(col(Inbox.channel), col(Inbox.address)).in_(keys))
+    )
+    inboxes = {(i.channel, i.address): i for i in found.scalars()}
+    for conversation in created:
+        if (inbox := inboxes.get((conversation.channel, conversation.recipient))) is not None:
+            conversation.inbox_id, conversation.team_id = inbox.id, inbox.team_id
 
 
 async def _insert_conversations(
@@ -184,14 +198,17 @@ async def _insert_conversations(
     if not created:
         return
     now = utcnow()
+    await _assign_inboxes(session, created)
     for new, conversation_id in zip(created, await ids.allocate(session, "conversation", len(created)), strict=True):
         new.id = conversation_id
     await session.execute(insert(table(Conversation)), [
         {"id": c.id, "customer_id": c.customer_id, "channel": c.channel, "subject": c.subject, "status": "open",
          "priority": "normal", "tags": [], "thread_token": c.thread_token, "created_at": c.created_at,
-         "last_message_at": c.last_message_at, "updated_at": now} for c in created
+         "last_message_at": c.last_message_at, "updated_at": now, "inbox_id": c.inbox_id, "team_id": c.team_id}
+        for c in created
     ])
-    events = [Event(CONVERSATION_CREATED, customer_id=c.customer_id, conversation_id=c.id) for c in created]
+    events = [Event(CONVERSATION_CREATED, customer_id=c.customer_id, conversation_id=c.id, team_id=c.team_id)
+              for c in created]
     await publish_many(session, events, ctx.handlers)
 
 

@@ -54,9 +54,11 @@ class NewConversation:
     thread_token: str
     created_at: datetime
     last_message_at: datetime
+    recipient: str = ""
     id: int | None = None
     status: str = "open"
     team_id: int | None = None
+    inbox_id: int | None = None
 
 
 Thread = Conversation | NewConversation

@@ -145,3 +145,18 @@ async def test_address_kinds_never_collide(runtime: Runtime) -> None:
     b = await ingest_once(runtime.factory, sms("SMk", "+393471112233"), runtime.ingest_context)
     assert a.customer_id != b.customer_id
     assert Address(AddressKind.EMAIL, "x@y") != Address(AddressKind.PHONE, "x@y")
+
+
+async def test_new_conversation_belongs_to_the_inbox_and_team_written_to(runtime: Runtime) -> None:
+    from hub.store.models import Inbox, Team
+
+    async with runtime.factory() as session, session.begin():
+        team = Team(name="Reception")
+        session.add(team)
+        await session.flush()
+        session.add(Inbox(name="Front desk SMS", channel="sms", address="+390612345678", team_id=team.id))
+    result = await ingest_once(runtime.factory, sms("SMinbox"), runtime.ingest_context)
+    async with runtime.factory() as session:
+        conversation = await session.get(Conversation, result.conversation_id)
+        inbox = (await session.execute(select(Inbox))).scalar_one()
+    assert conversation is not None and conversation.inbox_id == inbox.id and conversation.team_id == inbox.team_id
