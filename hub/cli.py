@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
@@ -12,6 +13,7 @@ import click
 
 from hub import __version__, accounts
 from hub import runtime as hub_runtime
+from hub.channels.email.cli import email_command as ingest_email
 from hub.channels.phone.cli import calls as ingest_calls
 from hub.settings import Settings, SettingsError, load_settings
 
@@ -199,6 +201,51 @@ def ingest() -> None:
 
 
 ingest.add_command(ingest_calls)
+ingest.add_command(ingest_email)
+
+
+@main.group()
+def quarantine() -> None:
+    """List and replay input that could not be parsed and jobs that failed for good."""
+
+
+@quarantine.command("list")
+@click.option("--stage", default=None, help="Only this stage prefix (parse, webhook, job:...).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per item.")
+def quarantine_list(stage: str | None, as_json: bool) -> None:
+    """Items waiting for a replay, oldest first."""
+    from hub.core import quarantine as shunt
+
+    async def work(rt: hub_runtime.Runtime) -> list[dict[str, object]]:
+        return [{"id": i.id, "stage": i.stage, "channel": i.channel, "source": i.source, "error": i.error,
+                 "bytes": len(i.raw or b""), "created_at": i.created_at.isoformat()}
+                for i in await shunt.pending(rt.factory, stage=stage)]
+
+    for row in run(with_runtime(settings_or_exit(), work)):
+        if as_json:
+            click.echo(json.dumps(row))
+        else:
+            click.echo(f"{row['id']:>6}  {row['stage']:<22} {row['channel'] or '-':<8} {row['error']}")
+
+
+@quarantine.command("replay")
+@click.argument("item_ids", nargs=-1, type=int, required=True)
+def quarantine_replay(item_ids: tuple[int, ...]) -> None:
+    """Send quarantined items down their path again (after a fix), by id."""
+    from hub.core import quarantine as shunt
+
+    async def work(rt: hub_runtime.Runtime) -> list[str]:
+        replayers = rt.extras.get(hub_runtime.REPLAYERS, {})
+        outcomes = []
+        for item_id in item_ids:
+            try:
+                outcomes.append(f"{item_id}: {await shunt.replay(rt.factory, rt.queue, replayers, item_id)}")
+            except shunt.NotReplayable as exc:
+                outcomes.append(f"{item_id}: not replayed: {exc}")
+        return outcomes
+
+    for line in run(with_runtime(settings_or_exit(), work)):
+        click.echo(line)
 
 
 def entry() -> None:
@@ -208,3 +255,12 @@ def entry() -> None:
     except SettingsError as exc:
         click.echo(str(exc), err=True)
         sys.exit(2)
+
+
+def _add_routing_commands() -> None:
+    from hub.routing.cli import rules
+
+    main.add_command(rules)
+
+
+_add_routing_commands()

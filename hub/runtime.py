@@ -116,6 +116,7 @@ async def build(settings: Settings, *, use_redis: bool | None = None, migrate_sc
 
 BACKGROUND = "background"  # extras key: [async fn(runtime, stop_event)] run while the app runs
 CLOSERS = "closers"  # extras key: [async fn()] called once at close (HTTP sessions, SMTP pools)
+REPLAYERS = "replayers"  # extras key: {channel: async fn(raw, source) -> outcome} for `hub quarantine replay`
 
 
 async def close(runtime: Runtime) -> None:

@@ -168,3 +168,24 @@ async def test_outbox_delivery_through_arq_on_real_redis(settings: Settings, red
     await hub_runtime.close(rt)
     assert statuses == ["sent"] * 5 and done == ["done"] * 5
     assert sorted(o.body_text for o in sink.received) == [f"Hello{n}" for n in range(5)]
+
+
+async def test_a_shunted_job_is_replayed_once_the_provider_works_again(runtime: hub_runtime.Runtime) -> None:
+    from hub.core import quarantine as shunt
+
+    runtime.jobs.senders = {"sms": SinkSender(crash=True)}
+    message_id = await _reply(runtime)
+    await _drain(runtime)
+    async with runtime.factory() as session, session.begin():
+        item = (await session.execute(select(OutboxItem))).scalar_one()
+        item.max_attempts, item.available_at = 1, utcnow()
+    assert await run_outbox_item(runtime.jobs, item.id or 0) == "dead"
+    [dead] = await shunt.pending(runtime.factory, stage="job:")
+    fixed = SinkSender()
+    runtime.jobs.senders = {"sms": fixed}
+    assert "re-queued" in await shunt.replay(runtime.factory, runtime.queue, {}, dead.id or 0)
+    await _drain(runtime)
+    assert [o.message_id for o in fixed.received] == [message_id]
+    assert await shunt.pending(runtime.factory) == []
+    with pytest.raises(shunt.NotReplayable):
+        await shunt.replay(runtime.factory, runtime.queue, {}, 999)
