@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TypeVar
 
-from sqlalchemy import insert, tuple_, update
+from sqlalchemy import insert, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
@@ -118,12 +118,16 @@ async def resolve_many(session: AsyncSession, addresses: list[Address]) -> dict[
     """Customer ids for many addresses at once, creating customers for the unknown ones."""
     wanted = {identity_key(a): a for a in addresses}
     known: dict[tuple[str, str], int] = {}
-    for chunk in _chunks(list(wanted), 400):
-        found = await session.execute(
-            select(Identity.kind, Identity.value, Identity.customer_id)
-            .where(tuple_(col(Identity.kind), col(Identity.value)).in_(chunk))
-        )
-        known.update({(kind, value): cid for kind, value, cid in found.all()})
+    by_kind: dict[str, list[str]] = {}
+    for kind, value in wanted:
+        by_kind.setdefault(kind, []).append(value)
+    for kind, values in by_kind.items():
+        for chunk in _chunks(values, 500):
+            found = await session.execute(  # kind = ? AND value IN (...) walks the unique index
+                select(Identity.value, Identity.customer_id)
+                .where(col(Identity.kind) == kind, col(Identity.value).in_(chunk))
+            )
+            known.update({(kind, value): cid for value, cid in found.all()})
     missing = [key for key in wanted if key not in known]
     if missing:
         known.update(await _create_many(session, [(key, wanted[key]) for key in missing]))

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import bindparam, insert, or_, tuple_, update
+from sqlalchemy import bindparam, insert, or_, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -116,15 +116,18 @@ async def _dedupe(
     session: AsyncSession, items: list[Inbound], results: list[IngestResult | None]
 ) -> tuple[list[tuple[int, Inbound]], dict[int, int]]:
     """Split a batch into new messages, already-stored ones (results filled) and in-batch repeats."""
-    keys = list({(i.channel.value, i.external_id) for i in items})
+    by_channel: dict[str, set[str]] = {}
+    for i in items:
+        by_channel.setdefault(i.channel.value, set()).add(i.external_id)
     stored: dict[tuple[str, str | None], tuple[int | None, int, int]] = {}
-    for start in range(0, len(keys), 400):
+    for channel, external_ids in by_channel.items():
+        # channel = ? AND external_id IN (...) walks the unique index; a row-value IN would scan
         found = await session.execute(
-            sa_select(col(Message.channel), col(Message.external_id), col(Message.id), col(Message.customer_id),
+            sa_select(col(Message.external_id), col(Message.id), col(Message.customer_id),
                       col(Message.conversation_id))
-            .where(tuple_(col(Message.channel), col(Message.external_id)).in_(keys[start:start + 400]))
+            .where(col(Message.channel) == channel, col(Message.external_id).in_(external_ids))
         )
-        stored.update({(ch, ext): (mid, cid, conv) for ch, ext, mid, cid, conv in found.all()})
+        stored.update({(channel, ext): (mid, cid, conv) for ext, mid, cid, conv in found.all()})
     fresh: list[tuple[int, Inbound]] = []
     first_seen: dict[tuple[str, str], int] = {}
     repeats: dict[int, int] = {}
@@ -182,10 +185,9 @@ def _new_conversation(customer_id: int, item: Inbound) -> threading.NewConversat
 
 async def _assign_inboxes(session: AsyncSession, created: list[threading.NewConversation]) -> None:
     """A new conversation belongs to the inbox (and its team) the customer wrote to."""
-    keys = list({(c.channel, c.recipient) for c in created})
-    found = await session.execute(
-        select(Inbox).where(tuple_(col(Inbox.channel), col(Inbox.address)).in_(keys))
-    )
+    recipients = {c.recipient for c in created}
+    with session.no_autoflush:  # the pending conversation times need not be written for this read
+        found = await session.execute(select(Inbox).where(col(Inbox.address).in_(recipients)))
     inboxes = {(i.channel, i.address): i for i in found.scalars()}
     for conversation in created:
         if (inbox := inboxes.get((conversation.channel, conversation.recipient))) is not None:
