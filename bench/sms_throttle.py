@@ -36,7 +36,9 @@ async def _take(redis_url: str, prefix: str, rate: float, start_at: float, stop_
     return [t for t in grants if t < stop_at]
 
 
-def worker(redis_url: str, prefix: str, rate: float, start_at: float, stop_at: float, out: Queue) -> None:  # type: ignore[type-arg]
+def worker(
+    redis_url: str, prefix: str, rate: float, start_at: float, stop_at: float, out: Queue  # type: ignore[type-arg]
+) -> None:
     """One sending process: the grant times it got, sent back through `out`."""
     out.put(asyncio.run(_take(redis_url, prefix, rate, start_at, stop_at)))
 

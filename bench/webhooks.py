@@ -4,7 +4,9 @@ In one run it starts `hub serve` on SQLite in a temp dir and a bare aiohttp serv
 only checks the same X-Twilio-Signature, then drives each for `--seconds` (20 by default) from a
 load generator in another process (aiohttp client, `--concurrency` connections, a fresh
 MessageSid per request). Prints accepted/s of each and their ratio; target >= 0.3.
-Run: `python bench/webhooks.py [--seconds 20] [--concurrency 32]`.
+With `--redis-url`, it also measures `hub serve` handing ingest jobs to arq (no in-process jobs
+competing for the loop), the scale-out shape where `hub worker` processes do the ingest.
+Run: `python bench/webhooks.py [--seconds 20] [--concurrency 32] [--redis-url redis://127.0.0.1:6379/15]`.
 """
 
 from __future__ import annotations
@@ -56,7 +58,8 @@ def bare_server(port: int) -> None:
 
     async def handler(request: web.Request) -> web.Response:
         form = MultiDict(await request.post())
-        if not validator.validate(base + request.path_qs, form, request.headers.get("X-Twilio-Signature", "")):
+        signature = request.headers.get("X-Twilio-Signature", "")
+        if not validator.validate(base + request.path_qs, form, signature):
             raise web.HTTPForbidden()
         return web.Response(text=empty, content_type="text/xml")
 
@@ -94,7 +97,8 @@ async def _load(base: str, seconds: float, concurrency: int, tag: str) -> dict[s
 
 def load(base: str, seconds: float, concurrency: int) -> dict[str, float]:
     """Run the load generator in its own process and return its JSON summary."""
-    cmd = [sys.executable, __file__, "--load", base, "--seconds", str(seconds), "--concurrency", str(concurrency)]
+    cmd = [sys.executable, __file__, "--load", base, "--seconds", str(seconds),
+           "--concurrency", str(concurrency)]
     done = subprocess.run(cmd, check=True, capture_output=True, text=True)
     result: dict[str, float] = json.loads(done.stdout)
     return result
@@ -103,11 +107,15 @@ def load(base: str, seconds: float, concurrency: int) -> dict[str, float]:
 # --- the two targets ---------------------------------------------------------------------------
 
 
-def start_hub(workdir: Path, port: int) -> subprocess.Popen[bytes]:
+def start_hub(workdir: Path, port: int, redis_url: str | None = None) -> subprocess.Popen[bytes]:
+    """`hub serve` on a fresh SQLite file; jobs run in-process, or go to arq when redis_url is set."""
+    workdir.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "HUB_DATABASE_URL": f"sqlite:///{workdir / 'hub.db'}", "HUB_DATA_DIR": str(workdir),
            "HUB_TWILIO_AUTH_TOKEN": TOKEN, "HUB_TWILIO_ACCOUNT_SID": "AC" + "0" * 32,
            "HUB_PUBLIC_URL": f"http://127.0.0.1:{port}"}
     env.pop("HUB_REDIS_URL", None)
+    if redis_url:
+        env["HUB_REDIS_URL"] = redis_url
     log = (workdir / "hub.log").open("wb")
     return subprocess.Popen([sys.executable, "-m", "hub", "serve", "--port", str(port)], env=env,
                             stdout=log, stderr=subprocess.STDOUT)
@@ -127,10 +135,24 @@ def run_target(name: str, proc: subprocess.Popen[bytes], base: str, args: argpar
     return rate
 
 
+async def _clear_arq(redis_url: str) -> None:
+    """Drop the jobs nobody ran (no `hub worker` in this bench) and their keys."""
+    from redis.asyncio import Redis
+
+    redis = Redis.from_url(redis_url)
+    keys = [key async for key in redis.scan_iter("arq:*")]
+    if keys:
+        await redis.delete(*keys)
+    await redis.aclose()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--redis-url", default=None,
+                        help="also measure `hub serve` queueing its ingest jobs to arq on this Redis "
+                             "(a database the bench may clear of arq keys, e.g. redis://127.0.0.1:6379/15)")
     parser.add_argument("--load", metavar="BASE_URL", help=argparse.SUPPRESS)
     parser.add_argument("--bare-server", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -141,12 +163,23 @@ def main() -> None:
         tag = f"{os.getpid():06x}"[-6:]
         print(json.dumps(asyncio.run(_load(args.load, args.seconds, args.concurrency, tag))))
         return
+    rates = {}
     with tempfile.TemporaryDirectory() as tmp:
-        hub_port, bare_port = free_port(), free_port()
-        hub_rate = run_target("hub serve", start_hub(Path(tmp), hub_port), f"http://127.0.0.1:{hub_port}", args)
-        bare = subprocess.Popen([sys.executable, __file__, "--bare-server", str(bare_port)])
-        bare_rate = run_target("bare handler", bare, f"http://127.0.0.1:{bare_port}", args)
-    print(f"ratio hub/bare: {hub_rate / bare_rate:.3f}  (target >= 0.3)")
+        port = free_port()
+        proc = start_hub(Path(tmp) / "a", port)
+        rates["hub serve"] = run_target("hub serve", proc, f"http://127.0.0.1:{port}", args)
+        if args.redis_url:
+            port = free_port()
+            proc = start_hub(Path(tmp) / "b", port, args.redis_url)
+            try:
+                rates["hub serve+arq"] = run_target("hub serve+arq", proc, f"http://127.0.0.1:{port}", args)
+            finally:
+                asyncio.run(_clear_arq(args.redis_url))
+        port = free_port()
+        bare = subprocess.Popen([sys.executable, __file__, "--bare-server", str(port)])
+        bare_rate = run_target("bare handler", bare, f"http://127.0.0.1:{port}", args)
+    for name, rate in rates.items():
+        print(f"ratio {name}/bare: {rate / bare_rate:.3f}  (target >= 0.3)")
 
 
 if __name__ == "__main__":

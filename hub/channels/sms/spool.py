@@ -97,6 +97,7 @@ class Spool:
                 insert(OutboxItem).returning(col(OutboxItem.id), sort_by_parameter_order=True),
                 [{"kind": self.job, "payload": {"raw_id": raw_id, "channel": p.item.channel.value},
                   "status": "queued", "attempt": 0, "max_attempts": attempts, "available_at": now,
-                  "result": {}, "created_at": now, "updated_at": now} for raw_id, p in zip(raw_ids, fresh)],
+                  "result": {}, "created_at": now, "updated_at": now}
+                 for raw_id, p in zip(raw_ids, fresh, strict=True)],
             )).scalars().all()
-        return [int(i) for i in job_ids]
+        return [i for i in job_ids if i is not None]
