@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
@@ -48,7 +47,9 @@ def main() -> None:
 
     Configuration comes from HUB_* environment variables (see README).
     """
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from hub.ops.logging import configure
+
+    configure(settings_or_exit())  # JSON lines (HUB_LOG_FORMAT=text for a terminal), secrets redacted
 
 
 @main.command()
@@ -248,6 +249,11 @@ def quarantine_replay(item_ids: tuple[int, ...]) -> None:
         click.echo(line)
 
 
+from hub.campaigns.cli import campaign as campaign_group  # noqa: E402 - registered after main is defined
+
+main.add_command(campaign_group)
+
+
 def entry() -> None:
     """Console entry point that turns configuration errors into exit code 2."""
     try:
@@ -264,3 +270,23 @@ def _add_routing_commands() -> None:
 
 
 _add_routing_commands()
+
+
+def _add_analytics_commands() -> None:
+    from hub.analytics.cli import analytics, report
+
+    main.add_command(analytics)
+    main.add_command(report)
+
+
+_add_analytics_commands()
+
+
+def _add_ops_commands() -> None:
+    from hub.ops.cli import COMMANDS
+
+    for command in COMMANDS:
+        main.add_command(command)
+
+
+_add_ops_commands()

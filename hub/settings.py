@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import phonenumbers
 from pydantic import Field, ValidationError, field_validator
@@ -48,6 +49,19 @@ class Settings(BaseSettings):
     imap_password: str | None = None
     imap_tls: str = Field(default="none", pattern="^(none|starttls|tls)$")
     imap_mailbox: str = "INBOX"
+    # Email channel (hub/channels/email): more mailboxes as a JSON list of objects with the keys
+    # of the single-mailbox settings above without the imap_ prefix (host, port, username, ...).
+    imap_mailboxes: list[dict[str, Any]] = Field(default_factory=list)
+    imap_address: str | None = None  # the address the mailbox receives at (default: smtp_from)
+    imap_processed_folder: str | None = None
+    imap_idle: bool = True
+    imap_poll_seconds: float = Field(default=60.0, gt=0)
+    imap_timeout_seconds: float = Field(default=30.0, gt=0)
+    smtp_pool_size: int = Field(default=4, ge=1, le=100)
+    smtp_timeout_seconds: float = Field(default=30.0, gt=0)
+    smtp_validate_certs: bool = True
+    email_max_attachment_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)
+    auto_reply_cap_per_hour: int = Field(default=3, ge=0)
 
     twilio_account_sid: str | None = None
     twilio_auth_token: str | None = None
@@ -59,6 +73,43 @@ class Settings(BaseSettings):
     sms_burst: float = Field(default=1.0, ge=1.0)
     voice_forward_to: str | None = None
     voice_greeting: str | None = None
+
+    # Routing: rules, SLA and surveys (hub/routing).
+    rules_max_depth: int = Field(default=4, ge=1, le=32)
+    rules_cache_seconds: float = Field(default=5.0, ge=0)
+    auto_reply_period_hours: float = Field(default=24.0, ge=0)
+    business_hours: str = "mon-fri 09:00-18:00"
+    business_timezone: str = "Europe/Rome"
+    # Minutes of business time per priority: [first response, resolution].
+    sla_targets: dict[str, list[int]] = Field(default_factory=lambda: {
+        "urgent": [15, 240], "high": [60, 480], "normal": [240, 1440], "low": [480, 2880]})
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+
+    # Campaigns (hub/campaigns): send rate per channel in msg/s shared by all workers, batch sizes,
+    # and how long a `sending` row may stay claimed before a lost worker's rows are re-queued.
+    campaign_rates: dict[str, float] = Field(default_factory=dict)
+    campaign_burst: float = Field(default=10.0, ge=1.0)
+    campaign_batch_size: int = Field(default=1000, ge=1, le=10000)
+    campaign_chunk_size: int = Field(default=25, ge=1, le=1000)
+    campaign_parallel_chunks: int = Field(default=3, ge=1, le=100)
+    campaign_lease_seconds: float = Field(default=120.0, gt=0)
+    campaign_stale_seconds: float = Field(default=60.0, gt=0)
+    campaign_tick_seconds: int = Field(default=5, ge=1, le=60)
+
+    # Operations (hub/ops): logs, metrics, privacy retention, login throttling, request limits.
+    log_format: str = Field(default="json", pattern="^(json|text)$")
+    log_level: str = Field(default="INFO", pattern="^(?i)(debug|info|warning|error)$")
+    metrics_token: str | None = None  # when set, /metrics wants `Authorization: Bearer <it>`
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)  # `hub worker` serves /metrics here
+    retention_raw_days: int | None = Field(default=None, ge=1)  # raw mail/forms older than this go
+    retention_closed_years: int | None = Field(default=None, ge=1)  # resolved conversations older than this go
+    login_max_failures: int = Field(default=5, ge=1)  # per account within login_window_seconds
+    login_ip_max_failures: int = Field(default=20, ge=1)  # per client IP within login_window_seconds
+    login_window_seconds: int = Field(default=900, ge=1)
+    login_lockout_seconds: int = Field(default=900, ge=1)
+    session_ttl_hours: float = Field(default=12.0, gt=0)  # login tokens expire; API tokens do not
+    public_body_max_bytes: int = Field(default=256 * 1024, ge=1024)  # webhooks, login, public forms
+    trusted_proxies: int = Field(default=0, ge=0, le=5)  # X-Forwarded-For hops to trust for the client IP
 
     @field_validator("default_region")
     @classmethod

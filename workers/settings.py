@@ -7,22 +7,32 @@ from typing import Any
 from arq import cron, func
 
 from hub import runtime as hub_runtime
+from hub.campaigns import jobs as campaign_jobs
+from hub.channels.email.poller import poll_mailboxes_job
 from hub.core.dispatch import JOB_NAME
 from hub.core.jobs import run_outbox_item, sweep
+from hub.ops import jobs as ops_jobs
 from hub.settings import load_settings
 
 # Other modules (campaigns, IMAP poll, SLA checks) append their arq functions and cron jobs here.
 EXTRA_FUNCTIONS: list[Any] = []
 EXTRA_CRONS: list[Any] = []
+EXTRA_FUNCTIONS.extend(campaign_jobs.functions())
+EXTRA_CRONS.extend(campaign_jobs.crons())
+# IMAP: one drain of every configured mailbox a minute (unique: one worker at a time polls).
+EXTRA_CRONS.append(cron(poll_mailboxes_job, name="email.poll_mailboxes", second={5}, run_at_startup=True,
+                        unique=True, keep_result=0, timeout=600))
 
 
 async def startup(ctx: dict[str, Any]) -> None:
     """Build the runtime once per worker process; jobs find it in ctx["hub"]."""
     settings = ctx.get("hub_settings") or load_settings()
     ctx["hub"] = await hub_runtime.build(settings, use_redis=True)
+    await ops_jobs.worker_started(ctx)
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
+    await ops_jobs.worker_stopping(ctx)
     if "hub" in ctx:
         await hub_runtime.close(ctx["hub"])
 
@@ -56,3 +66,32 @@ def worker_settings(redis_url: str, **overrides: Any) -> dict[str, Any]:
         **overrides,
     }
 
+
+
+async def check_interventions_and_sla(ctx: dict[str, Any]) -> dict[str, int]:
+    """Cron: raise `intervention.overdue` and `sla.breached` once each (routing's periodic checks)."""
+    from hub.routing import checks
+
+    runtime: hub_runtime.Runtime = ctx["hub"]
+    overdue = await checks.check_overdue(runtime)
+    await checks.check_sla(runtime)
+    return {"overdue": overdue}
+
+
+EXTRA_CRONS.append(cron(check_interventions_and_sla, minute=set(range(60)), second={15}, keep_result=0,
+                        unique=True))
+
+
+def _analytics_crons() -> None:
+    """Nightly lifecycle classification (hub.analytics), one worker at a time."""
+    from hub.analytics.jobs import classify_job
+
+    EXTRA_CRONS.append(cron(classify_job, name="analytics.classify", hour={3}, minute={30}, second={0},
+                            keep_result=0, unique=True, timeout=3600))
+
+
+_analytics_crons()
+
+# Ops (hub/ops): the retention policy (HUB_RETENTION_*) once a night; a no-op when unset.
+EXTRA_CRONS.append(cron(ops_jobs.retention_job, name="ops.retention", hour={3}, minute={17}, second={0},
+                        unique=True, keep_result=0, timeout=3600))

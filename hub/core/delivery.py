@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from hub.core.envelopes import Address, AddressKind, Channel, DeliveryState, DeliveryUpdate, Outbound, SendResult
-from hub.core.jobs import JobContext, PermanentError, TransientError
+from hub.core.jobs import FINISHED, JobContext, PermanentError, TransientError, finish_in
 from hub.store.models import Conversation, Message, OutboxItem, Suppression
 from hub.store.types import utcnow
 
@@ -57,7 +57,8 @@ def to_outbound(message: Message, conversation: Conversation) -> Outbound:
         channel=Channel(message.channel), message_id=message.id, sender=_address(message.channel, message.sender),
         recipient=_address(message.channel, message.recipient), body_text=message.body_text,
         subject=message.subject, body_html=message.body_html,
-        headers=tuple((k, str(v)) for k, v in message.headers.items()), external_id=message.external_id,
+        headers=tuple((k, str(v)) for k, v in message.headers.items() if k != "meta"),
+        external_id=message.external_id,
         meta={"thread_token": conversation.thread_token, **message.headers.get("meta", {})},
     )
 
@@ -72,13 +73,18 @@ async def _load(ctx: JobContext, message_id: int) -> tuple[Message, Conversation
         return message, conversation
 
 
-async def _mark(ctx: JobContext, message_id: int, state: DeliveryState, result: SendResult) -> None:
+async def _mark(
+    ctx: JobContext, message_id: int, state: DeliveryState, result: SendResult, done: OutboxItem | None = None
+) -> None:
+    """Record the send on the message and, when given, finish its outbox row in the same transaction."""
     async with ctx.factory() as session, session.begin():
         message = await session.get(Message, message_id)
         if message is not None and advances(message.delivery_status, state):
             message.delivery_status = state.value
             message.delivery_detail = result.detail or None
             message.provider_id = result.provider_id or message.provider_id
+        if done is not None:
+            await finish_in(session, done, {"provider_id": result.provider_id, "detail": result.detail})
 
 
 async def send_message(ctx: JobContext, item: OutboxItem) -> dict[str, Any]:
@@ -92,8 +98,8 @@ async def send_message(ctx: JobContext, item: OutboxItem) -> dict[str, Any]:
     result = await sender.send(to_outbound(message, conversation))
     assert message.id is not None
     if result.ok:
-        await _mark(ctx, message.id, DeliveryState.SENT, result)
-        return {"provider_id": result.provider_id, "detail": result.detail}
+        await _mark(ctx, message.id, DeliveryState.SENT, result, done=item)
+        return {FINISHED: True}
     if result.permanent:
         await _mark(ctx, message.id, DeliveryState.FAILED, result)
         raise PermanentError(f"{result.code or ''} {result.detail}".strip())

@@ -14,6 +14,7 @@ from datetime import timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from hub.core.blobs import BlobStore
@@ -79,12 +80,25 @@ async def claim(factory: SessionFactory, item_id: int) -> OutboxItem | None:
         return (await session.execute(select(OutboxItem).where(col(OutboxItem.id) == item_id))).scalar_one()
 
 
+# A handler that finished its row itself (in the transaction recording its effect) returns this key,
+# which saves one write transaction per job.
+FINISHED = "finished"
+
+
 async def _finish(factory: SessionFactory, item_id: int, status: str, **values: Any) -> None:
     async with factory() as session, session.begin():
         await session.execute(
-            update(OutboxItem).where(OutboxItem.id == item_id, OutboxItem.status == "running")  # type: ignore[arg-type]
+            update(OutboxItem).where(col(OutboxItem.id) == item_id, col(OutboxItem.status) == "running")
             .values(status=status, updated_at=utcnow(), **values)
         )
+
+
+async def finish_in(session: AsyncSession, item: OutboxItem, result: dict[str, Any]) -> None:
+    """Mark a running item done inside the caller's transaction."""
+    await session.execute(
+        update(OutboxItem).where(col(OutboxItem.id) == item.id, col(OutboxItem.status) == "running")
+        .values(status="done", updated_at=utcnow(), result=result, last_error=None)
+    )
 
 
 async def _retry_or_shunt(ctx: JobContext, item: OutboxItem, exc: BaseException, delay: float | None) -> str:
@@ -131,7 +145,8 @@ async def run_outbox_item(ctx: JobContext, item_id: int) -> str:
     except Exception as exc:  # one catch point: an unexpected crash is retried, then shunted
         log.exception("outbox item %s (%s) crashed", item_id, item.kind)
         return await _retry_or_shunt(ctx, item, exc, None)
-    await _finish(ctx.factory, item_id, "done", result=result, last_error=None)
+    if not result.get(FINISHED):
+        await _finish(ctx.factory, item_id, "done", result=result, last_error=None)
     return "done"
 
 

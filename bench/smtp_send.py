@@ -1,0 +1,161 @@
+"""5,000 replies through the outbox and the SMTP sender, against raw aiosmtplib with as many connections.
+
+The sink is aiosmtpd in another process (this script started with `--sink PORT`). The hub side
+writes the replies (untimed), then times the in-process dispatcher draining the outbox: claim,
+load, compose, send over the pooled connections, mark sent. The floor sends the same composed
+messages with N plain aiosmtplib clients, one per task, in the same run.
+Run: `python bench/smtp_send.py [--count N] [--connections N]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from email.message import EmailMessage
+from pathlib import Path
+
+import aiosmtplib
+from sqlalchemy import select
+from sqlmodel import col
+
+from hub import runtime as hub_runtime
+from hub.channels.email.inbound import ingest_raw_many
+from hub.channels.email.smtp import compose
+from hub.core import outbox
+from hub.core.delivery import to_outbound
+from hub.core.replies import ReplyRequest, create_reply
+from hub.settings import load_settings
+from hub.store.models import Agent, Conversation, Message, OutboxItem
+
+HOTEL = "reception@hotel.test"
+GUESTS = 100
+
+
+def run_sink(port: int) -> None:
+    """The sink process: accept everything, as fast as aiosmtpd can."""
+    from aiosmtpd.controller import Controller
+
+    class Accept:
+        async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
+            return "250 2.0.0 Ok: queued"
+
+    controller = Controller(Accept(), hostname="127.0.0.1", port=port)
+    controller.start()
+    print("ready", flush=True)
+    sys.stdin.read()  # until the parent closes our stdin
+    controller.stop()
+
+
+def start_sink() -> tuple[subprocess.Popen[str], int]:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    proc = subprocess.Popen([sys.executable, __file__, "--sink", str(port)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    return proc, port
+
+
+async def _seed(rt: hub_runtime.Runtime, count: int) -> list[int]:
+    """One conversation per guest, then `count` replies spread over them; returns the message ids."""
+    mails = [(f"From: guest{n}@example.com\r\nTo: {HOTEL}\r\nSubject: Booking {n}\r\n"
+              f"Message-ID: <g{n}@example.com>\r\n\r\nHello\r\n".encode(), f"seed{n}") for n in range(GUESTS)]
+    results = await ingest_raw_many(rt, mails, mailbox=HOTEL)
+    conversations = [r.ingest.conversation_id for r in results if r.ingest and r.ingest.conversation_id]
+    ids: list[int] = []
+    async with rt.factory() as session, session.begin():
+        agent = Agent(email="bench@hotel.test", name="Bench")
+        session.add(agent)
+        await session.flush()
+        loaded = [await session.get(Conversation, cid) for cid in conversations]
+        for n in range(count):
+            conversation = loaded[n % len(loaded)]
+            assert conversation is not None
+            message = await create_reply(session, conversation, agent, ReplyRequest(body=f"Reply {n}: see you soon."),
+                                         mail_domain="hub.test", hub_address=HOTEL)
+            assert message.id is not None
+            ids.append(message.id)
+        outbox.take_pending(session)  # not enqueued yet: the timed part enqueues them
+    return ids
+
+
+async def hub_rate(port: int, count: int, connections: int) -> tuple[float, list[EmailMessage]]:
+    """Replies per second through outbox + dispatcher + SmtpSender; also the composed messages."""
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = load_settings(database_url=f"sqlite:///{tmp}/hub.db", data_dir=Path(tmp), redis_url=None,
+                                 smtp_from=HOTEL, mail_domain="hub.test", smtp_host="127.0.0.1", smtp_port=port,
+                                 smtp_pool_size=connections, inprocess_workers=connections)
+        async with hub_runtime.running(settings, workers=False) as rt:
+            ids = await _seed(rt, count)
+            queue = hub_runtime.inprocess(rt)
+            assert queue is not None
+            async with rt.factory() as session:
+                items = (await session.execute(select(col(OutboxItem.id)))).scalars().all()
+            start = time.perf_counter()
+            queue.start()
+            for item_id in items:
+                assert item_id is not None
+                await queue.enqueue(item_id)
+            await queue.drain()
+            elapsed = time.perf_counter() - start
+            messages = await _composed(rt, ids)
+            await rt.extras["email.sender"].aclose()
+    return count / elapsed, messages
+
+
+async def _composed(rt: hub_runtime.Runtime, ids: list[int]) -> list[EmailMessage]:
+    async with rt.factory() as session:
+        rows = (await session.execute(select(Message).where(col(Message.id).in_(ids)))).scalars().all()
+        sent = sum(r.delivery_status == "sent" for r in rows)
+        assert sent == len(ids), f"only {sent} of {len(ids)} sent"
+        convs = {c.id: c for c in (await session.execute(select(Conversation))).scalars()}
+    return [compose(to_outbound(row, convs[row.conversation_id]), "hub.test") for row in rows]
+
+
+async def raw_rate(port: int, messages: list[EmailMessage], connections: int) -> float:
+    """Messages per second of plain aiosmtplib clients, one connection per task."""
+    queue: asyncio.Queue[EmailMessage] = asyncio.Queue()
+    for message in messages:
+        queue.put_nowait(message)
+
+    async def worker() -> None:
+        async with aiosmtplib.SMTP(hostname="127.0.0.1", port=port) as client:
+            while not queue.empty():
+                await client.send_message(queue.get_nowait())
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(connections)))
+    return len(messages) / (time.perf_counter() - start)
+
+
+def main() -> None:
+    """Print replies/s through the hub and messages/s of raw aiosmtplib, and their ratio."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--count", type=int, default=5000)
+    parser.add_argument("--connections", type=int, default=4)
+    parser.add_argument("--sink", type=int, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.sink is not None:
+        run_sink(args.sink)
+        return
+    sink, port = start_sink()
+    try:
+        ours, messages = asyncio.run(hub_rate(port, args.count, args.connections))
+        floor = asyncio.run(raw_rate(port, messages, args.connections))
+    finally:
+        assert sink.stdin is not None
+        sink.stdin.close()
+        sink.wait(10)
+    print(f"{args.count} replies, {args.connections} connections, aiosmtpd sink in another process")
+    print(f"raw aiosmtplib:                 {floor:,.0f} msg/s")
+    print(f"hub outbox + SmtpSender (SQLite): {ours:,.0f} msg/s")
+    print(f"ratio hub/raw: {ours / floor:.2f} (target >= 0.8)")
+
+
+if __name__ == "__main__":
+    main()

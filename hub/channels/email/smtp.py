@@ -1,0 +1,186 @@
+"""The email Sender: aiosmtplib over a small pool of connected clients, one SendResult per message.
+
+SMTP replies map onto the outbox's two kinds of failure: 4xx (and lost connections) are
+transient and retried with backoff; 5xx is permanent and marks the message failed with the
+server's reason. A 2xx keeps the server's reply as the delivery detail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import ssl
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
+from email.message import EmailMessage
+
+import aiosmtplib
+
+from hub.channels.email.compose import HeaderInjectionError, build_message
+from hub.core.envelopes import Outbound, SendResult
+
+log = logging.getLogger(__name__)
+
+_MSGID = re.compile(r"<([^<>\s]+)>")
+# Headers the sender takes from Outbound.headers itself (threading) or must never copy ("meta"
+# carries job hints such as auto_reply, stored beside the headers of the row).
+_SKIPPED_HEADERS = frozenset({"in-reply-to", "references", "meta"})
+# Lost connections are worth one immediate retry on a fresh connection: a pooled client may
+# have been closed by the server while idle (RFC 5321 section 4.5.3.2 lets servers time out).
+_CONNECTION_ERRORS = (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPConnectError,
+                      aiosmtplib.SMTPTimeoutError, ConnectionError, OSError, asyncio.TimeoutError)
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpConfig:
+    """Where and how to connect; `tls` is none, starttls or tls (implicit TLS, port 465)."""
+
+    host: str
+    port: int = 25
+    username: str | None = None
+    password: str | None = None
+    tls: str = "none"
+    timeout: float = 30.0
+    pool_size: int = 4
+    validate_certs: bool = True
+    mail_domain: str = "hub.localhost"
+    max_idle_seconds: float = 60.0
+    retry_after: float | None = None
+
+
+class SmtpPool:
+    """Up to `size` connected clients, reused across sends; a broken client is dropped, not reused."""
+
+    def __init__(self, config: SmtpConfig, tls_context: ssl.SSLContext | None = None) -> None:
+        self.config = config
+        self._tls_context = tls_context
+        self._idle: list[tuple[aiosmtplib.SMTP, float]] = []
+        self._slots = asyncio.Semaphore(config.pool_size)
+        self.connects = 0
+
+    async def _connect(self) -> aiosmtplib.SMTP:
+        cfg = self.config
+        client = aiosmtplib.SMTP(
+            hostname=cfg.host, port=cfg.port, timeout=cfg.timeout, use_tls=cfg.tls == "tls",
+            start_tls=cfg.tls == "starttls", validate_certs=cfg.validate_certs, tls_context=self._tls_context,
+            username=cfg.username, password=cfg.password,
+        )
+        await client.connect()
+        self.connects += 1
+        return client
+
+    async def _take(self) -> aiosmtplib.SMTP:
+        now = time.monotonic()
+        while self._idle:
+            client, since = self._idle.pop()
+            if client.is_connected and now - since < self.config.max_idle_seconds:
+                return client
+            await _close(client)
+        return await self._connect()
+
+    @contextlib.asynccontextmanager
+    async def client(self) -> AsyncIterator[aiosmtplib.SMTP]:
+        """A connected client for one transaction; returned to the pool unless the block failed on it."""
+        async with self._slots:
+            client = await self._take()
+            try:
+                yield client
+            except BaseException:
+                # Refusals come back as results, so what lands here left the session in doubt.
+                client.close()
+                raise
+            self._idle.append((client, time.monotonic()))
+
+    async def aclose(self) -> None:
+        """Quit every idle connection."""
+        idle, self._idle = self._idle, []
+        for client, _ in idle:
+            await _close(client)
+
+
+async def _close(client: aiosmtplib.SMTP) -> None:
+    if not client.is_connected:
+        client.close()
+        return
+    try:
+        await client.quit()
+    except (TimeoutError, aiosmtplib.SMTPException, OSError):
+        client.close()  # the server went away first: just drop our side
+
+
+def _refs(value: str | None) -> list[str]:
+    """Bare Message-IDs of a References/In-Reply-To value."""
+    if not value:
+        return []
+    return _MSGID.findall(value) or value.split()
+
+
+def compose(item: Outbound, mail_domain: str) -> EmailMessage:
+    """The RFC 5322 message for one Outbound: Reply-To reply+token, threading headers from the row."""
+    headers = {k.lower(): v for k, v in item.headers}
+    in_reply_to = next(iter(_refs(headers.get("in-reply-to"))), None)
+    extra = tuple((k, v) for k, v in item.headers if k.lower() not in _SKIPPED_HEADERS)
+    token = item.meta.get("thread_token")
+    return build_message(
+        replace(item, headers=extra), domain=mail_domain, reply_token=str(token) if token else None,
+        in_reply_to=in_reply_to, references=_refs(headers.get("references")),
+    )
+
+
+def _failure(code: int, message: str, retry_after: float | None) -> SendResult:
+    """A SendResult for an SMTP error reply: 5xx permanent, anything else transient."""
+    detail = f"{code} {message}".strip()
+    return SendResult(ok=False, detail=detail, code=str(code), permanent=500 <= code < 600,
+                      retry_after=None if code >= 500 else retry_after)
+
+
+class SmtpSender:
+    """`Sender` for the email channel; safe to share between concurrent jobs."""
+
+    def __init__(self, config: SmtpConfig, tls_context: ssl.SSLContext | None = None) -> None:
+        self.config = config
+        self.pool = SmtpPool(config, tls_context)
+
+    async def send(self, item: Outbound) -> SendResult:
+        """Send one message; the result says sent, retry later, or failed for good."""
+        try:
+            message = compose(item, self.config.mail_domain)
+        except (HeaderInjectionError, ValueError) as exc:
+            return SendResult(ok=False, detail=str(exc), permanent=True, code="compose")
+        provider_id = (message["Message-ID"] or "").strip().strip("<>") or None
+        for attempt in (1, 2):
+            try:
+                return await self._transaction(message, item, provider_id)
+            except _CONNECTION_ERRORS as exc:
+                if attempt == 2:
+                    log.warning("SMTP %s:%s unreachable: %s", self.config.host, self.config.port, exc)
+                    return SendResult(ok=False, detail=f"connection failed: {exc}",
+                                      retry_after=self.config.retry_after)
+        raise AssertionError("unreachable")
+
+    async def _transaction(self, message: EmailMessage, item: Outbound, provider_id: str | None) -> SendResult:
+        async with self.pool.client() as client:
+            try:
+                errors, reply = await client.send_message(
+                    message, sender=item.sender.value, recipients=[item.recipient.value]
+                )
+            except aiosmtplib.SMTPRecipientsRefused as exc:
+                refused = exc.recipients[0]
+                return _failure(refused.code, refused.message, self.config.retry_after)
+            except aiosmtplib.SMTPServerDisconnected:
+                raise
+            except aiosmtplib.SMTPResponseException as exc:
+                if exc.code == 421:  # RFC 5321 4.2.2: the server is closing the channel; reconnect later
+                    raise aiosmtplib.SMTPServerDisconnected(exc.message) from exc
+                return _failure(exc.code, exc.message, self.config.retry_after)
+        if errors:  # one recipient only, so a partial refusal cannot happen; kept for safety
+            code, text = next(iter(errors.values()))
+            return _failure(code, text, self.config.retry_after)
+        return SendResult(ok=True, provider_id=provider_id, detail=f"250 {reply}".strip())
+
+    async def aclose(self) -> None:
+        """Close the pooled connections."""
+        await self.pool.aclose()
