@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -158,12 +159,23 @@ def worker(burst: bool) -> None:
     if not settings.redis_url:
         raise click.ClickException("HUB_REDIS_URL is not set: `hub serve` runs jobs in-process without it")
     from arq.worker import Worker
+    from redis.exceptions import RedisError
 
     from workers.settings import worker_settings
 
-    kwargs = worker_settings(settings.redis_url, burst=burst)
-    kwargs["ctx"] = {"hub_settings": settings}
-    Worker(**kwargs).run()
+    delay = 1.0
+    while True:
+        kwargs = worker_settings(settings.redis_url, burst=burst)
+        kwargs["ctx"] = {"hub_settings": settings}
+        try:
+            Worker(**kwargs).run()
+            return
+        except (RedisError, OSError) as exc:
+            # Redis went away (restart, failover): wait and start again rather than exit, so a
+            # Redis restart does not need an operator; claimed work is recovered by the sweepers.
+            click.echo(f"hub worker: Redis unavailable ({exc}); restarting in {delay:.0f}s", err=True)
+            time.sleep(delay)
+            delay = min(delay * 2, 30.0)
 
 
 @main.command()

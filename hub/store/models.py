@@ -6,7 +6,7 @@ ORM only notices assignment.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import Index, LargeBinary, Table, Text, UniqueConstraint
@@ -92,6 +92,7 @@ class ApiToken(SQLModel, table=True):
     created_at: datetime = _when()
     last_used_at: datetime | None = _when(nullable=True)
     revoked_at: datetime | None = _when(nullable=True)
+    expires_at: datetime | None = _when(nullable=True)  # login sessions expire; API tokens may not
 
 
 # --- customers ----------------------------------------------------------------------------
@@ -352,6 +353,40 @@ class AssignmentCursor(SQLModel, table=True):
     team_id: int = Field(foreign_key="team.id", primary_key=True, sa_type=BigId)
     last_agent_id: int | None = Field(default=None, sa_type=BigId)
     updated_at: datetime = _when()
+
+
+# --- analytics (hub/analytics) ---------------------------------------------------------------
+
+
+class Stay(SQLModel, table=True):
+    """A stay or purchase imported from the property system; money in integer cents, so sums are exact."""
+
+    __table_args__ = (
+        Index("ix_stay_customer_date", "customer_id", "stay_date"),
+        Index("ix_stay_date", "stay_date"),
+    )
+
+    id: int | None = _id()
+    customer_id: int = _fk("customer.id", index=False)
+    external_id: str = Field(unique=True, max_length=200)
+    kind: str = Field(default="stay", max_length=20)
+    product: str = Field(default="room", max_length=200)
+    amount_cents: int = Field(default=0, sa_type=BigId)
+    stay_date: date
+    nights: int = 0
+    source: str = Field(default="csv", max_length=200)
+    imported_at: datetime = _when()
+
+
+class StageRule(SQLModel, table=True):
+    """One classifier rule: customers matching `condition` go to `stage` (`keep` leaves them); first match wins."""
+
+    id: int | None = _id()
+    position: int = 0
+    stage: str = Field(max_length=20)
+    condition: dict[str, Any] = _json_dict()
+    description: str = _text()
+    enabled: bool = True
 
 
 # --- rules, templates, campaigns -----------------------------------------------------------

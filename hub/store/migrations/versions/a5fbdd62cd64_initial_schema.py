@@ -1,6 +1,6 @@
 """initial schema
 
-Revision ID: 3a2f6ab64380
+Revision ID: a5fbdd62cd64
 Revises: 
 Create Date: (regenerated)
 """
@@ -15,7 +15,7 @@ import hub.store.types
 from sqlalchemy import Text  # noqa: F401  (autogenerate renders JSONB(astext_type=sa.Text()))
 from sqlalchemy.dialects import postgresql
 
-revision: str = '3a2f6ab64380'
+revision: str = 'a5fbdd62cd64'
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -173,6 +173,15 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('name')
     )
+    op.create_table('stagerule',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('position', sa.Integer(), nullable=False),
+    sa.Column('stage', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+    sa.Column('condition', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('description', sa.Text(), nullable=False),
+    sa.Column('enabled', sa.Boolean(), nullable=False),
+    sa.PrimaryKeyConstraint('id')
+    )
     op.create_table('suppression',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('channel', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
@@ -211,6 +220,7 @@ def upgrade() -> None:
     sa.Column('created_at', hub.store.types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('last_used_at', hub.store.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('revoked_at', hub.store.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('expires_at', hub.store.types.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['agent_id'], ['agent.id'], ),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('token_hash')
@@ -319,6 +329,25 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('stagechange', schema=None) as batch_op:
         batch_op.create_index('ix_stagechange_customer_at', ['customer_id', 'changed_at'], unique=False)
+
+    op.create_table('stay',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('customer_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('external_id', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+    sa.Column('kind', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+    sa.Column('product', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+    sa.Column('amount_cents', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('stay_date', sa.Date(), nullable=False),
+    sa.Column('nights', sa.Integer(), nullable=False),
+    sa.Column('source', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+    sa.Column('imported_at', hub.store.types.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['customer_id'], ['customer.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('external_id')
+    )
+    with op.batch_alter_table('stay', schema=None) as batch_op:
+        batch_op.create_index('ix_stay_customer_date', ['customer_id', 'stay_date'], unique=False)
+        batch_op.create_index('ix_stay_date', ['stay_date'], unique=False)
 
     op.create_table('teammember',
     sa.Column('team_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -658,6 +687,11 @@ def downgrade() -> None:
 
     op.drop_table('casetransition')
     op.drop_table('teammember')
+    with op.batch_alter_table('stay', schema=None) as batch_op:
+        batch_op.drop_index('ix_stay_date')
+        batch_op.drop_index('ix_stay_customer_date')
+
+    op.drop_table('stay')
     with op.batch_alter_table('stagechange', schema=None) as batch_op:
         batch_op.drop_index('ix_stagechange_customer_at')
 
@@ -690,6 +724,7 @@ def downgrade() -> None:
     op.drop_table('template')
     op.drop_table('team')
     op.drop_table('suppression')
+    op.drop_table('stagerule')
     op.drop_table('segment')
     with op.batch_alter_table('rule', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_rule_event'))

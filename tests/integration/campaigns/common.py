@@ -1,0 +1,64 @@
+"""Shared steps of the process-level campaign tests."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from sqlalchemy import func, select
+from sqlmodel import col
+
+from hub import runtime as hub_runtime
+from hub.campaigns import service
+from hub.settings import load_settings
+from hub.store.models import Campaign, CampaignRecipient
+
+
+@asynccontextmanager
+async def store(database_url: str, tmp_path: Path) -> AsyncIterator[hub_runtime.Runtime]:
+    """A migrated runtime without queue workers, to seed and inspect the database."""
+    settings = load_settings(database_url=database_url, data_dir=tmp_path / "data", redis_url=None,
+                             public_url="https://hub.test", mail_domain="hub.test")
+    async with hub_runtime.running(settings, workers=False) as rt:
+        yield rt
+
+
+async def schedule_now(rt: hub_runtime.Runtime, campaign_id: int) -> None:
+    async with rt.factory() as session, session.begin():
+        await service.schedule(session, campaign_id, None, actor="test")
+
+
+async def statuses(rt: hub_runtime.Runtime, campaign_id: int) -> dict[str, int]:
+    async with rt.factory() as session:
+        rows = await session.execute(select(col(CampaignRecipient.status), func.count())
+                                     .where(col(CampaignRecipient.campaign_id) == campaign_id)
+                                     .group_by(col(CampaignRecipient.status)))
+        return {str(s): int(n) for s, n in rows.all()}
+
+
+async def campaign_status(rt: hub_runtime.Runtime, campaign_id: int) -> str:
+    async with rt.factory() as session:
+        row = await session.get(Campaign, campaign_id, populate_existing=True)
+        assert row is not None
+        return row.status
+
+
+async def wait_completed(rt: hub_runtime.Runtime, campaign_id: int, within: float = 120.0) -> dict[str, int]:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if await campaign_status(rt, campaign_id) == "completed":
+            return await statuses(rt, campaign_id)
+        await asyncio.sleep(0.5)
+    raise TimeoutError(f"campaign {campaign_id} not completed: {await statuses(rt, campaign_id)}")
+
+
+async def wait_sent(rt: hub_runtime.Runtime, campaign_id: int, at_least: int, within: float = 60.0) -> None:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if (await statuses(rt, campaign_id)).get("sent", 0) >= at_least:
+            return
+        await asyncio.sleep(0.05)
+    raise TimeoutError(f"fewer than {at_least} sent: {await statuses(rt, campaign_id)}")
