@@ -161,6 +161,8 @@ class Conversation(SQLModel, table=True):
         # The shared inbox lists "all" and "team" views newest first (hub/web/inbox.py).
         Index("ix_conversation_last", "last_message_at", "id"),
         Index("ix_conversation_team_last", "team_id", "last_message_at", "id"),
+        # Inbox counts read only these columns of the open conversations: an index-only scan.
+        Index("ix_conversation_status_owner", "status", "team_id", "assignee_id"),
     )
 
     id: int | None = _id()
@@ -184,6 +186,8 @@ class Message(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("channel", "external_id", name="uq_message_channel_external_id"),
         Index("ix_message_conversation_at", "conversation_id", "created_at", "id"),
+        # Search newest first: for common words walking this beats sorting every match.
+        Index("ix_message_created", "created_at", "id"),
     )
 
     id: int | None = _id()

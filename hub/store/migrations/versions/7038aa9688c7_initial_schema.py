@@ -1,6 +1,6 @@
 """initial schema
 
-Revision ID: a5fbdd62cd64
+Revision ID: 7038aa9688c7
 Revises: 
 Create Date: (regenerated)
 """
@@ -15,7 +15,7 @@ import hub.store.types
 from sqlalchemy import Text  # noqa: F401  (autogenerate renders JSONB(astext_type=sa.Text()))
 from sqlalchemy.dialects import postgresql
 
-revision: str = 'a5fbdd62cd64'
+revision: str = '7038aa9688c7'
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -399,6 +399,7 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_conversation_inbox_id'), ['inbox_id'], unique=False)
         batch_op.create_index('ix_conversation_last', ['last_message_at', 'id'], unique=False)
         batch_op.create_index('ix_conversation_status_last', ['status', 'last_message_at', 'id'], unique=False)
+        batch_op.create_index('ix_conversation_status_owner', ['status', 'team_id', 'assignee_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_conversation_team_id'), ['team_id'], unique=False)
         batch_op.create_index('ix_conversation_team_last', ['team_id', 'last_message_at', 'id'], unique=False)
 
@@ -459,6 +460,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('message', schema=None) as batch_op:
         batch_op.create_index('ix_message_conversation_at', ['conversation_id', 'created_at', 'id'], unique=False)
+        batch_op.create_index('ix_message_created', ['created_at', 'id'], unique=False)
         batch_op.create_index(batch_op.f('ix_message_customer_id'), ['customer_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_message_provider_id'), ['provider_id'], unique=False)
 
@@ -664,6 +666,7 @@ def downgrade() -> None:
     with op.batch_alter_table('message', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_message_provider_id'))
         batch_op.drop_index(batch_op.f('ix_message_customer_id'))
+        batch_op.drop_index('ix_message_created')
         batch_op.drop_index('ix_message_conversation_at')
 
     op.drop_table('message')
@@ -675,6 +678,7 @@ def downgrade() -> None:
     with op.batch_alter_table('conversation', schema=None) as batch_op:
         batch_op.drop_index('ix_conversation_team_last')
         batch_op.drop_index(batch_op.f('ix_conversation_team_id'))
+        batch_op.drop_index('ix_conversation_status_owner')
         batch_op.drop_index('ix_conversation_status_last')
         batch_op.drop_index('ix_conversation_last')
         batch_op.drop_index(batch_op.f('ix_conversation_inbox_id'))

@@ -1,0 +1,145 @@
+"""Classifier speed on PostgreSQL against a bare aggregate over the same stays, in the same run.
+
+Creates a throwaway database, generates N customers and 5*N stays (plus some complaints,
+surveys and referrals) with generate_series, then times:
+  floor:    SELECT customer_id, max(stay_date), count(*), sum(amount_cents) FROM stay GROUP BY customer_id
+            (the per-customer aggregate any RFM needs, counted on the server so no rows travel);
+  classify: hub.analytics.classifier.classify(), applied: features, NTILE quintiles, the rules as one
+            CASE, the moves into a temp table, the history INSERT and the stage UPDATE, committed.
+Prints both times and floor/classify (target >= 0.3) for the first run (most customers move) and
+for a nightly run after 1% new stays (few move).
+
+    python bench/analytics.py [--customers 1000000] [--stays-per-customer 5] [--keep]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import time
+import uuid
+from datetime import date
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from hub.analytics import classifier
+from hub.settings import load_settings
+from hub.store import migrate
+from hub.store.engine import make_engine, make_session_factory
+
+PG_BASE = os.environ.get("HUB_BENCH_PG", "postgresql+asyncpg://postgres@127.0.0.1:5432")
+TODAY = date(2026, 1, 1)
+
+GENERATE = [
+    # Customers; every 50th names a referrer (attributes are strings, as the condition language expects).
+    """INSERT INTO customer (id, display_name, language, timezone, lifecycle_stage, tags, attributes,
+                             created_at, updated_at)
+       SELECT g, 'Guest ' || g, 'it', 'Europe/Rome', 'prospect',
+              CASE WHEN g % 997 = 0 THEN '["abusive"]'::jsonb ELSE '[]'::jsonb END,
+              CASE WHEN g % 50 = 0 THEN jsonb_build_object('referred_by', (1 + (g::bigint * 7919) % :n)::text)
+                   ELSE '{}'::jsonb END,
+              now(), now()
+       FROM generate_series(1, :n) AS g""",
+    "SELECT setval(pg_get_serial_sequence('customer', 'id'), :n)",
+    """INSERT INTO stagechange (customer_id, from_stage, to_stage, cause, changed_at)
+       SELECT g, NULL, 'prospect', 'created', now() FROM generate_series(1, :n) AS g""",
+    # Stays land on 80% of customers, unevenly (a multiplicative hash), over five years.
+    """INSERT INTO stay (customer_id, external_id, kind, product, amount_cents, stay_date, nights, source,
+                         imported_at)
+       SELECT 1 + (g::bigint * 2654435761) % (:n * 4 / 5), 's' || g,
+              CASE WHEN g % 4 = 0 THEN 'order' ELSE 'stay' END,
+              (ARRAY['room', 'suite', 'spa', 'dinner', 'transfer'])[1 + g % 5],
+              5000 + (g::bigint * 7919) % 95000, DATE '2021-01-01' + ((g::bigint * 31) % 1800)::int,
+              1 + g % 7, 'bench', now()
+       FROM generate_series(1, :stays) AS g""",
+    """INSERT INTO complaint (customer_id, title, category, severity, status, opened_by, opened_at)
+       SELECT 1 + (g::bigint * 104729) % :n, 'noise', 'noise', 'normal', 'open', 'bench', now()
+       FROM generate_series(1, :n / 50) AS g""",
+    """INSERT INTO "case" (customer_id, workflow, state, data, opened_at)
+       SELECT 1 + (g::bigint * 15485863) % :n, 'hotel_stay', 'closed_success', '{}'::jsonb, now()
+       FROM generate_series(1, :n / 20) AS g""",
+    """INSERT INTO survey (case_id, customer_id, channel, template_name, questions, answers, score, status,
+                           sent_at)
+       SELECT c.id, c.customer_id, 'sms', 'departure_survey', '["q"]'::jsonb, '[5]'::jsonb,
+              3 + (c.id % 3), 'answered', now()
+       FROM "case" AS c""",
+    "ANALYZE",
+]
+# A night's worth of new business: 1% more stays, for customers old and new to buying.
+NIGHT = """INSERT INTO stay (customer_id, external_id, kind, product, amount_cents, stay_date, nights, source,
+                             imported_at)
+           SELECT 1 + (g::bigint * 40503) % :n, 'night' || g, 'stay', 'room', 90000, DATE '2025-12-31', 1, 'bench',
+                  now()
+           FROM generate_series(1, :stays / 100) AS g"""
+FLOOR = ("SELECT count(*) FROM (SELECT customer_id, max(stay_date), count(*), sum(amount_cents) "
+         "FROM stay GROUP BY customer_id) AS per_customer")
+
+
+async def generate(engine: AsyncEngine, customers: int, stays: int) -> float:
+    started = time.perf_counter()
+    async with engine.begin() as conn:
+        for statement in GENERATE:
+            await conn.execute(text(statement), {"n": customers, "stays": stays})
+    return time.perf_counter() - started
+
+
+async def timed_floor(engine: AsyncEngine) -> tuple[float, int]:
+    async with engine.connect() as conn:
+        started = time.perf_counter()
+        groups = (await conn.execute(text(FLOOR))).scalar_one()
+        return time.perf_counter() - started, int(groups)
+
+
+async def bench(url: str, customers: int, stays: int) -> None:
+    engine = make_engine(load_settings(database_url=url))
+    await migrate.upgrade(engine)
+    print(f"generated {customers:,} customers, {stays:,} stays in {await generate(engine, customers, stays):.1f} s")
+    await timed_floor(engine)  # warm the cache, so both timings read the same pages from memory
+    floor, groups = await timed_floor(engine)
+    factory = make_session_factory(engine)
+    first, result = await timed_classify(engine)
+    floor = min(floor, (await timed_floor(engine))[0])
+    print(f"floor (bare GROUP BY over stays, {groups:,} customers): {floor:.2f} s")
+    print(f"classify, first run (applied, {result.changed:,} moves): {first:.2f} s")
+    for (a, b), n in sorted(result.moves.items()):
+        print(f"    {a:>10} -> {b:<10} {n:,}")
+    print(f"ratio floor/classify, first run: {floor / first:.2f} (target >= 0.3)")
+    async with factory() as session, session.begin():
+        await session.execute(text(NIGHT), {"n": customers, "stays": stays})
+    nightly, result = await timed_classify(engine)
+    floor = min(floor, (await timed_floor(engine))[0])
+    print(f"classify, nightly run after 1% new stays ({result.changed:,} moves): {nightly:.2f} s")
+    print(f"ratio floor/classify, nightly: {floor / nightly:.2f} (target >= 0.3)")
+    await engine.dispose()
+
+
+async def timed_classify(engine: AsyncEngine) -> tuple[float, classifier.ClassifyResult]:
+    started = time.perf_counter()
+    async with make_session_factory(engine)() as session, session.begin():
+        result = await classifier.classify(session, today=TODAY)
+    return time.perf_counter() - started, result
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--customers", type=int, default=1_000_000)
+    parser.add_argument("--stays-per-customer", type=int, default=5)
+    parser.add_argument("--keep", action="store_true", help="Keep the database afterwards.")
+    args = parser.parse_args()
+    name = f"hubbench_{uuid.uuid4().hex[:10]}"
+    admin = create_async_engine(f"{PG_BASE}/postgres", isolation_level="AUTOCOMMIT")
+    async with admin.connect() as conn:
+        await conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        await bench(f"{PG_BASE}/{name}", args.customers, args.customers * args.stays_per_customer)
+    finally:
+        if not args.keep:
+            async with admin.connect() as conn:
+                await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        await admin.dispose()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

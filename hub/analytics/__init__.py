@@ -1,0 +1,1 @@
+"""The analytical CRM: lifecycle history, stays, RFM classification, retention reports and exports."""

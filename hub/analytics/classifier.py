@@ -1,0 +1,213 @@
+"""Place every customer in a lifecycle stage by ordered rules over RFM features, in a few SQL statements.
+
+Rules are data: `{"stage": ..., "condition": <condition language>}`, first match wins, `keep`
+leaves the customer where it is. They live in the `stagerule` table; with none there the
+defaults below apply. The moves are computed once into a temporary table, then applied with one
+INSERT (history) and one UPDATE (current stage): no Python loop over customers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, Column, MetaData, String, Table, case, func, insert, literal, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql import Select
+from sqlalchemy.sql.base import Executable
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import ClauseElement, ColumnElement
+from sqlmodel import col
+
+from hub.analytics import rfm
+from hub.analytics.stages import STAGE_CHANGED
+from hub.core.events import Event, EventHandler, publish_many
+from hub.routing.conditions import ConditionError, compile_sql, validate
+from hub.store.models import LIFECYCLE_STAGES, Customer, StageChange, StageRule, table
+from hub.store.types import UTCDateTime, utcnow
+
+KEEP = "keep"
+EVENT_BATCH = 1000
+WORK_MEM = "256MB"
+
+DEFAULT_RULES: list[dict[str, Any]] = [
+    {"stage": KEEP, "description": "an agent pinned the stage with the tag stage_locked",
+     "condition": {"field": "customer.tags", "op": "contains", "value": "stage_locked"}},
+    {"stage": "sub_zero", "description": "abusive, unprofitable, or many complaints for little business",
+     "condition": {"any": [
+         {"field": "customer.tags", "op": "contains", "value": "abusive"},
+         {"field": "customer.attributes.unprofitable", "op": "equals", "value": "yes"},
+         {"all": [{"field": "complaints.count", "op": "gte", "value": 3},
+                  {"field": "rfm.m", "op": "lte", "value": 2}]},
+     ]}},
+    {"stage": "prospect", "description": "no stay yet",
+     "condition": {"field": "rfm.stays", "op": "equals", "value": 0}},
+    {"stage": "advocate", "description": "survey promoter who referred others",
+     "condition": {"all": [{"field": "survey.score", "op": "gte", "value": 4.5},
+                           {"field": "referrals.count", "op": "gte", "value": 1}]}},
+    {"stage": "key", "description": "high frequency and high spend",
+     "condition": {"all": [{"field": "rfm.f", "op": "gte", "value": 4}, {"field": "rfm.m", "op": "gte", "value": 4}]}},
+    {"stage": "cultivable", "description": "everyone else who has stayed", "condition": {"all": []}},
+]
+
+
+@dataclass(frozen=True, slots=True)
+class StageRuleSpec:
+    """One rule as data: where matching customers go, and why."""
+
+    stage: str
+    condition: dict[str, Any]
+    description: str = ""
+
+
+@dataclass
+class ClassifyResult:
+    """Moves per (from, to) pair; `sample` lists a few (customer id, from, to) for the dry run."""
+
+    moves: dict[tuple[str, str], int] = field(default_factory=dict)
+    sample: list[tuple[int, str, str]] = field(default_factory=list)
+    dry_run: bool = False
+
+    @property
+    def changed(self) -> int:
+        return sum(self.moves.values())
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"dry_run": self.dry_run, "changed": self.changed,
+                "moves": [{"from": a, "to": b, "count": n} for (a, b), n in sorted(self.moves.items())],
+                "sample": [{"customer_id": c, "from": a, "to": b} for c, a, b in self.sample]}
+
+
+def parse_rules(data: Sequence[dict[str, Any]]) -> list[StageRuleSpec]:
+    """Rules from JSON data, checked: known stages and valid conditions, errors naming the rule index."""
+    rules, errors = [], []
+    for n, item in enumerate(data):
+        stage = item.get("stage")
+        if stage != KEEP and stage not in LIFECYCLE_STAGES:
+            errors.append((f"$[{n}].stage", f"unknown stage {stage!r}"))
+            continue
+        try:
+            validate(item.get("condition", {}), fields=rfm.FIELDS)
+        except ConditionError as exc:
+            errors.extend((f"$[{n}].condition{path[1:]}", message) for path, message in exc.errors)
+            continue
+        rules.append(StageRuleSpec(str(stage), dict(item.get("condition", {})), str(item.get("description", ""))))
+    if errors:
+        raise ConditionError(errors)
+    return rules
+
+
+async def load_rules(session: AsyncSession) -> list[StageRuleSpec]:
+    """The enabled rules from the table in position order, or the defaults when there are none."""
+    rows = (await session.execute(select(StageRule).where(col(StageRule.enabled).is_(True))
+                                  .order_by(col(StageRule.position), col(StageRule.id)))).scalars().all()
+    if not rows:
+        return parse_rules(DEFAULT_RULES)
+    return parse_rules([{"stage": r.stage, "condition": r.condition, "description": r.description} for r in rows])
+
+
+async def save_rules(session: AsyncSession, rules: Sequence[StageRuleSpec]) -> None:
+    """Replace the rule table with these rules, in this order."""
+    await session.execute(StageRule.__table__.delete())  # type: ignore[attr-defined]
+    session.add_all([StageRule(position=n, stage=r.stage, condition=r.condition, description=r.description)
+                     for n, r in enumerate(rules)])
+
+
+def decisions(rules: Sequence[StageRuleSpec], today: date, now: datetime, dialect: Any) -> Select[Any]:
+    """customer_id, from_stage, to_stage for every customer whose stage the rules would change."""
+    scored = rfm.features(today, dialect)
+    mapped = rfm.columns(scored)
+    current: ColumnElement[Any] = scored.c.lifecycle_stage
+    whens = [(compile_sql(validate(r.condition, fields=rfm.FIELDS), mapped, now=now),
+              current if r.stage == KEEP else literal(r.stage)) for r in rules]
+    target = case(*whens, else_=current) if whens else current
+    # OFFSET 0 keeps the planner from inlining the subquery, which would evaluate the CASE twice per
+    # customer (once to filter, once to project).
+    decided = (select(scored.c.customer_id, current.label("from_stage"), target.label("to_stage"))
+               .offset(0).subquery("decided"))
+    return select(decided.c.customer_id, decided.c.from_stage, decided.c.to_stage).where(
+        decided.c.to_stage != decided.c.from_stage)
+
+
+_moves = Table("analytics_moves", MetaData(), Column("customer_id", BigInteger), Column("from_stage", String(20)),
+               Column("to_stage", String(20)))
+
+
+class CreateTempAs(Executable, ClauseElement):
+    """`CREATE TEMPORARY TABLE name AS SELECT ...`: unlike INSERT ... SELECT, PostgreSQL may run it in parallel."""
+
+    inherit_cache = False
+
+    def __init__(self, name: str, query: Select[Any]) -> None:
+        self.name, self.query = name, query
+
+
+@compiles(CreateTempAs)
+def _create_temp_as(element: CreateTempAs, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"CREATE TEMPORARY TABLE {element.name} AS {compiler.process(element.query, **kw)}"
+
+
+async def classify(
+    session: AsyncSession, *, rules: Sequence[StageRuleSpec] | None = None, today: date | None = None,
+    dry_run: bool = False, handlers: Sequence[EventHandler] | None = None, actor: str = "classifier",
+    sample: int = 20,
+) -> ClassifyResult:
+    """Classify every customer; unless `dry_run`, record the changes and (given handlers) raise their events."""
+    now = utcnow()
+    chosen = list(rules) if rules is not None else await load_rules(session)
+    dialect = session.get_bind().dialect
+    query = decisions(chosen, today or now.date(), now, dialect)
+    if dialect.name == "postgresql":
+        # Sorts and hashes over every customer: give this one transaction room so they stay in memory.
+        await session.execute(text(f"SET LOCAL work_mem = '{WORK_MEM}'"))
+    await session.execute(text("DROP TABLE IF EXISTS analytics_moves"))
+    await session.execute(CreateTempAs("analytics_moves", query))
+    if dialect.name == "postgresql":
+        # Temporary tables are never auto-analysed; without row counts the UPDATE may pick a nested loop.
+        await session.execute(text("ANALYZE analytics_moves"))
+    result = await _summary(session, sample)
+    result.dry_run = dry_run
+    if not dry_run and result.moves:
+        await _apply(session, now, actor)
+        if handlers is not None:
+            await _publish(session, now, actor, tuple(handlers))
+    await session.execute(text("DROP TABLE analytics_moves"))
+    return result
+
+
+async def _summary(session: AsyncSession, sample: int) -> ClassifyResult:
+    m = _moves.c
+    pairs = await session.execute(select(m.from_stage, m.to_stage, func.count()).group_by(m.from_stage, m.to_stage))
+    some = await session.execute(select(m.customer_id, m.from_stage, m.to_stage).order_by(m.customer_id)
+                                 .limit(sample))
+    return ClassifyResult(moves={(a, b): int(n) for a, b, n in pairs.all()},
+                          sample=[(int(c), a, b) for c, a, b in some.all()])
+
+
+async def _apply(session: AsyncSession, now: datetime, actor: str) -> None:
+    m, customers = _moves.c, table(Customer)
+    when = literal(now, UTCDateTime())
+    history = select(m.customer_id, m.from_stage, m.to_stage, literal("classifier"), literal(actor), when)
+    await session.execute(insert(table(StageChange)).from_select(
+        ["customer_id", "from_stage", "to_stage", "cause", "actor", "changed_at"], history))
+    await session.execute(update(customers).values(lifecycle_stage=m.to_stage, updated_at=when)
+                          .where(customers.c.id == m.customer_id))
+
+
+async def _publish(session: AsyncSession, now: datetime, actor: str, handlers: tuple[EventHandler, ...]) -> None:
+    """`customer.stage_changed` for each move, a batch at a time (keyset on customer id)."""
+    m, after = _moves.c, -1
+    while True:
+        rows = (await session.execute(select(m.customer_id, m.from_stage, m.to_stage)
+                                      .where(m.customer_id > after).order_by(m.customer_id)
+                                      .limit(EVENT_BATCH))).all()
+        if not rows:
+            return
+        await publish_many(session, [
+            Event(STAGE_CHANGED, int(cid), data={"from_stage": a, "to_stage": b, "cause": "classifier",
+                                                 "actor": actor, "at": now.isoformat()})
+            for cid, a, b in rows], handlers)
+        after = int(rows[-1][0])
