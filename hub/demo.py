@@ -76,6 +76,9 @@ async def seed(runtime: Runtime, customers: int = 50, seed_value: int = 7) -> No
             await _seed_customer(session, ctx, n, name, rng, now)
     async with runtime.factory() as session, session.begin():
         await _seed_complaint(session, ctx, now)
+    # Rules last: the seeded complaint above is built by hand, so no rule doubles it.
+    async with runtime.factory() as session, session.begin():
+        _seed_rules(session)
 
 
 async def _seed_staff(session: AsyncSession) -> None:
@@ -89,6 +92,14 @@ async def _seed_staff(session: AsyncSession) -> None:
         await session.flush()
         assert team.id is not None
         session.add_all([TeamMember(team_id=team.id, agent_id=agents[m].id or 0) for m in members])
+
+
+def _seed_rules(session: AsyncSession) -> None:
+    """The default routing rules: complaint words open a complaint and hand out the work."""
+    from hub.routing.defaults import DEFAULT_RULES
+    from hub.store.models import Rule
+
+    session.add_all([Rule(**data) for data in DEFAULT_RULES])
 
 
 def _inbound(n: int, name: str, channel: str, subject: str | None, body: str, at: datetime) -> Inbound:

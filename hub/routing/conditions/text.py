@@ -16,6 +16,7 @@ def fold(text: str) -> str:
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold()
 
 
+@lru_cache(maxsize=4096)
 def words(text: str) -> str:
     """Folded words joined by single spaces and padded, so " phrase " finds whole words only."""
     return " " + " ".join(_WORD.findall(fold(text))) + " "
