@@ -8,9 +8,6 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-
 
 def _cell(value: Any) -> Any:
     # Lists (cohort series) go into one cell, readable and re-parsable.
@@ -35,6 +32,10 @@ def to_json(rows: Sequence[dict[str, Any]]) -> str:
 
 def retention_png(rows: Sequence[dict[str, Any]], *, title: str = "Customer retention") -> bytes:
     """A bar chart of the retention rate per period, with the active customers as a line."""
+    # matplotlib takes ~1 s to import: load it only when a chart is asked for, not in every process
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     figure = Figure(figsize=(8, 4), dpi=100)
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()

@@ -1,0 +1,1 @@
+"""Operations: metrics, structured logs, status, privacy (GDPR), backup and restore."""

@@ -1,0 +1,48 @@
+"""Context variables that follow one unit of work (a request, a job) through every await.
+
+A webhook sets a trace id; the outbox row it writes carries it (hub.ops.wiring), and the job
+that runs that row sets it again, so one id joins the webhook's log lines to the send's.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
+TRACE_ID: ContextVar[str | None] = ContextVar("hub_trace_id", default=None)
+# Wall-clock time (epoch seconds) the current unit of work entered the hub: ingest latency is
+# measured from here, so a job started from an outbox row uses the row's creation time.
+STARTED_AT: ContextVar[float | None] = ContextVar("hub_started_at", default=None)
+
+_SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+
+
+def new_trace_id() -> str:
+    return uuid.uuid4().hex
+
+
+def clean_trace_id(offered: str | None) -> str:
+    """A caller's X-Request-ID when it is short and plain (it ends up in logs), else a new one."""
+    if offered and _SAFE_ID.match(offered):
+        return offered
+    return new_trace_id()
+
+
+def current_trace_id() -> str | None:
+    return TRACE_ID.get()
+
+
+@contextmanager
+def traced(trace_id: str | None, started_at: float | None = None) -> Iterator[str]:
+    """Run a block under a trace id (a new one when None) and start time; restores the outer ones."""
+    tid = trace_id or new_trace_id()
+    token_id = TRACE_ID.set(tid)
+    token_at = STARTED_AT.set(started_at)
+    try:
+        yield tid
+    finally:
+        TRACE_ID.reset(token_id)
+        STARTED_AT.reset(token_at)

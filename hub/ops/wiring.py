@@ -1,0 +1,128 @@
+"""Start-up hook: metrics and trace ids at the edges of the core, without the core knowing.
+
+- `message.received` events are counted when their transaction commits (a rolled-back ingest,
+  retried after a unique-index race, is not counted twice);
+- every outbox handler is timed, its failures counted, and it runs under the trace id of the
+  request that wrote its row;
+- every channel sender is timed by outcome;
+- outbox rows written through the ORM carry the current trace id in their payload.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import event as sa_event
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+
+from hub import runtime as hub_runtime
+from hub.core.envelopes import Outbound, SendResult
+from hub.core.events import MESSAGE_RECEIVED, Event
+from hub.core.jobs import Handler, JobContext, Sender
+from hub.ops import metrics
+from hub.ops.context import STARTED_AT, current_trace_id, traced
+from hub.ops.jobs import add_background
+from hub.store.models import OutboxItem
+
+log = logging.getLogger(__name__)
+
+_INGESTED = "hub.ops.ingested"  # session.info key: [(channel, started_at)] waiting for the commit
+TRACE_KEY = "trace_id"
+
+
+async def count_ingest(session: AsyncSession, event: Event) -> None:
+    """Remember a stored inbound message; `_committed` counts it once the transaction commits."""
+    if event.type != MESSAGE_RECEIVED:
+        return
+    channel = str(event.data.get("channel", "unknown"))
+    session.info.setdefault(_INGESTED, []).append((channel, STARTED_AT.get()))
+
+
+@sa_event.listens_for(Session, "after_commit")
+def _committed(session: Session) -> None:
+    pending: list[tuple[str, float | None]] = session.info.pop(_INGESTED, [])
+    now = time.time()
+    for channel, started in pending:
+        metrics.INGEST.labels(channel, "stored").inc()
+        if started is not None:
+            metrics.INGEST_SECONDS.labels(channel).observe(max(0.0, now - started))
+
+
+@sa_event.listens_for(Session, "after_rollback")
+def _rolled_back(session: Session) -> None:
+    session.info.pop(_INGESTED, None)
+
+
+@sa_event.listens_for(OutboxItem, "before_insert")
+def _stamp_trace(_mapper: Any, _connection: Any, target: OutboxItem) -> None:
+    # The job that runs this row logs under the same id as the request that decided it.
+    trace_id = current_trace_id()
+    if trace_id is not None and TRACE_KEY not in target.payload:
+        target.payload = {**target.payload, TRACE_KEY: trace_id}
+
+
+def timed_handler(kind: str, handler: Handler) -> Handler:
+    """The handler, run under its row's trace id, timed and with failures counted by exception class."""
+
+    async def run(ctx: JobContext, item: OutboxItem) -> dict[str, Any]:
+        trace_id = item.payload.get(TRACE_KEY)
+        with traced(trace_id if isinstance(trace_id, str) else None, item.created_at.timestamp()):
+            started = time.perf_counter()
+            try:
+                result = await handler(ctx, item)
+            except Exception as exc:  # counted and re-raised: run_outbox_item decides retry or shunt
+                metrics.JOB_FAILURES.labels(kind, type(exc).__name__).inc()
+                metrics.JOB_SECONDS.labels(kind, "error").observe(time.perf_counter() - started)
+                raise
+            metrics.JOB_SECONDS.labels(kind, "ok").observe(time.perf_counter() - started)
+            return result
+
+    return run
+
+
+class TimedHandlers(dict[str, Handler]):
+    """The job context's handler table; `get` (what run_outbox_item calls) hands out timed handlers."""
+
+    def get(self, kind: str, default: Any = None) -> Any:
+        handler = super().get(kind)
+        return default if handler is None else timed_handler(kind, handler)
+
+
+class TimedSender:
+    """A channel sender whose every call is timed by outcome (ok, failed, permanent, error)."""
+
+    def __init__(self, channel: str, inner: Sender) -> None:
+        self.channel, self.inner = channel, inner
+
+    async def send(self, item: Outbound) -> SendResult:
+        started = time.perf_counter()
+        outcome = "error"
+        try:
+            result = await self.inner.send(item)
+            outcome = "ok" if result.ok else ("permanent" if result.permanent else "failed")
+            return result
+        finally:
+            metrics.SEND_SECONDS.labels(self.channel, outcome).observe(time.perf_counter() - started)
+
+    def __getattr__(self, name: str) -> Any:
+        # Channel code may reach for its sender's own helpers (close, pool...).
+        return getattr(self.inner, name)
+
+
+def _timed_senders(senders: Mapping[str, Sender]) -> dict[str, Sender]:
+    return {channel: s if isinstance(s, TimedSender) else TimedSender(channel, s) for channel, s in senders.items()}
+
+
+@hub_runtime.plugin
+def wire_ops(runtime: hub_runtime.Runtime) -> None:
+    """Count ingests, time jobs and sends. Loaded last by runtime._load_plugins, after the channels."""
+    if count_ingest not in runtime.handlers:
+        runtime.handlers.append(count_ingest)
+    if not isinstance(runtime.jobs.handlers, TimedHandlers):
+        runtime.jobs.handlers = TimedHandlers(runtime.jobs.handlers)
+    runtime.jobs.senders = _timed_senders(runtime.jobs.senders)
+    add_background(runtime)
