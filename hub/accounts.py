@@ -6,11 +6,14 @@ import base64
 import hashlib
 import hmac
 import secrets
+from datetime import timedelta
 
+from sqlalchemy import or_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from hub.store.models import ROLES, Agent, ApiToken, AuditEvent
+from hub.store.types import utcnow
 
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 MIN_PASSWORD = 10
@@ -82,11 +85,12 @@ async def add_agent(
     return agent
 
 
-async def create_token(session: AsyncSession, agent: Agent, name: str = "cli") -> str:
-    """Create an API token for an agent and return it; only its hash is kept."""
+async def create_token(session: AsyncSession, agent: Agent, name: str = "cli", ttl: timedelta | None = None) -> str:
+    """Create an API token for an agent and return it; only its hash is kept. Sessions pass a `ttl`."""
     token = "hub_" + secrets.token_urlsafe(32)
     assert agent.id is not None
-    session.add(ApiToken(agent_id=agent.id, token_hash=token_hash(token), name=name))
+    session.add(ApiToken(agent_id=agent.id, token_hash=token_hash(token), name=name,
+                         expires_at=utcnow() + ttl if ttl is not None else None))
     session.add(AuditEvent(actor=agent.email, action="token.created", entity="agent", entity_id=agent.id,
                            data={"name": name}))
     await session.flush()
@@ -97,7 +101,8 @@ async def agent_for_token(session: AsyncSession, token: str) -> Agent | None:
     """The active agent owning a live token, or None."""
     found = await session.execute(
         select(Agent).join(ApiToken, col(ApiToken.agent_id) == col(Agent.id)).where(
-            ApiToken.token_hash == token_hash(token), col(ApiToken.revoked_at).is_(None), col(Agent.active).is_(True)
+            ApiToken.token_hash == token_hash(token), col(ApiToken.revoked_at).is_(None), col(Agent.active).is_(True),
+            or_(col(ApiToken.expires_at).is_(None), col(ApiToken.expires_at) > utcnow()),
         )
     )
     return found.scalar_one_or_none()

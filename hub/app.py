@@ -12,6 +12,8 @@ from hub.settings import Settings
 from hub.web import search
 from hub.web.auth import authenticate
 from hub.web.errors import json_errors
+from hub.web.hardening import limiter_ctx, make_hardening
+from hub.web.metrics import observe_requests
 from hub.web.presence import make_presence
 from hub.web.routes import setup_routes
 from hub.web.security import security_headers
@@ -48,10 +50,12 @@ async def _end_streams(app: web.Application) -> None:
 
 def create_app(settings: Settings) -> web.Application:
     """Build the hub's web application for these settings."""
-    app = web.Application(middlewares=[security_headers, json_errors, authenticate], client_max_size=MAX_BODY)
+    app = web.Application(middlewares=[observe_requests, security_headers, json_errors, make_hardening(settings),
+                                       authenticate], client_max_size=MAX_BODY)
     app[SETTINGS] = settings
     app.cleanup_ctx.append(runtime_ctx)
     app.cleanup_ctx.append(live_ctx)
+    app.cleanup_ctx.append(limiter_ctx)
     app.on_shutdown.append(_end_streams)
     setup_templates(app)
     setup_routes(app)

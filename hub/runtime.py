@@ -83,7 +83,7 @@ def _load_plugins() -> None:
     import importlib
 
     for name in ("hub.channels.email.wiring", "hub.channels.sms.wiring", "hub.channels.phone.wiring",
-                 "hub.routing.wiring", "hub.campaigns.wiring"):
+                 "hub.routing.wiring", "hub.campaigns.wiring", "hub.ops.wiring"):
         with contextlib.suppress(ModuleNotFoundError):
             importlib.import_module(name)
 

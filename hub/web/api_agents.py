@@ -9,12 +9,16 @@ from sqlmodel import col, select
 from hub import accounts
 from hub.keys import RUNTIME
 from hub.store.models import Agent
-from hub.web import serialize
+from hub.web import schemas, serialize
 from hub.web.auth import current_agent, requires
 from hub.web.errors import ApiError, parse_body
+from hub.web.hardening import guard_login, record_login, session_ttl
+from hub.web.openapi import doc
 from hub.web.schemas import AgentCreate, LoginBody
 
 
+@doc("Liveness: the database (and Redis) answer", response=schemas.HealthOut, public=True, errors=(),
+     tag="meta")
 async def healthz(request: web.Request) -> web.Response:
     """200 when the database (and Redis, when configured) answer; 503 naming what failed."""
     runtime = request.app[RUNTIME]
@@ -36,21 +40,27 @@ async def healthz(request: web.Request) -> web.Response:
                              status=200 if healthy else 503)
 
 
+@doc("Password login; returns a bearer token", body=LoginBody, response=schemas.LoginOut, public=True,
+     errors=(400, 401), tag="agents")
 async def login(request: web.Request) -> web.Response:
     """Password login; returns a bearer token for this session."""
     body = await parse_body(request, LoginBody)
+    await guard_login(request, body.email)
     async with request.app[RUNTIME].factory() as session, session.begin():
         agent = await accounts.login(session, body.email, body.password)
+        await record_login(request, body.email, agent is not None)
         if agent is None:
             raise ApiError(401, "unauthorized", "wrong email or password")
-        token = await accounts.create_token(session, agent, name="login")
+        token = await accounts.create_token(session, agent, name="login", ttl=session_ttl(request))
     return web.json_response({"token": token, "agent": serialize.agent(agent)})
 
 
+@doc("The calling agent", response=schemas.AgentOut, errors=(401,), tag="agents")
 async def me(request: web.Request) -> web.Response:
     return web.json_response(serialize.agent(current_agent(request)))
 
 
+@doc("All agents (admin)", response=schemas.AgentList, tag="agents")
 @requires("admin")
 async def list_agents(request: web.Request) -> web.Response:
     async with request.app[RUNTIME].factory() as session:
@@ -58,6 +68,8 @@ async def list_agents(request: web.Request) -> web.Response:
     return web.json_response({"items": [serialize.agent(a) for a in rows]})
 
 
+@doc("Create an agent (admin)", body=AgentCreate, response=schemas.AgentOut, status=201,
+     errors=(400, 401, 403, 409), tag="agents")
 @requires("admin")
 async def create_agent(request: web.Request) -> web.Response:
     body = await parse_body(request, AgentCreate)

@@ -10,14 +10,15 @@ from sqlmodel import col, or_, select
 from hub.core import customers as customer_core
 from hub.core.envelopes import AddressKind
 from hub.core.identity import InvalidAddress, identity_key, normalise
-from hub.core.timeline import BadCursor, timeline
+from hub.core.timeline import BadCursor
 from hub.keys import RUNTIME
 from hub.store.models import AuditEvent, Customer, Identity, StageChange
 from hub.store.types import utcnow
-from hub.web import serialize
+from hub.web import details, schemas, serialize
 from hub.web.auth import current_agent, requires
 from hub.web.errors import ApiError, bad_request, conflict, not_found, parse_body
-from hub.web.params import int_param, limit, path_id
+from hub.web.openapi import doc
+from hub.web.params import parse_query, path_id
 from hub.web.schemas import CustomerCreate, CustomerUpdate, MergeBody
 
 STAFF = ("admin", "agent", "marketer")
@@ -38,10 +39,13 @@ async def _load(session: AsyncSession, customer_id: int) -> Customer:
         raise not_found("customer") from None
 
 
+@doc("Customers by id (keyset: pass `after`), optionally filtered by `q` on name or identity",
+     query=schemas.CustomerListQuery, response=schemas.CustomerPage, tag="customers")
 @requires(*STAFF)
 async def list_customers(request: web.Request) -> web.Response:
     """Customers by id (keyset: pass `after`), optionally filtered by `q` on name or identity."""
-    after, size, q = int_param(request, "after", 0, low=0), limit(request), request.query.get("q", "").strip()
+    params = parse_query(request, schemas.CustomerListQuery)
+    after, size, q = params.after, params.limit, (params.q or "").strip()
     query = select(Customer).where(col(Customer.merged_into_id).is_(None), col(Customer.id) > after)
     if q:
         pattern = f"%{q.lower()}%"
@@ -63,6 +67,8 @@ def _normalised(kind: str, value: str, region: str) -> tuple[str, str]:
         raise bad_request(str(exc), "identities") from None
 
 
+@doc("Create a customer with identities", body=CustomerCreate, response=schemas.CustomerOut, status=201,
+     errors=(400, 401, 403, 409), tag="customers")
 @requires("admin", "agent")
 async def create_customer(request: web.Request) -> web.Response:
     body = await parse_body(request, CustomerCreate)
@@ -86,6 +92,7 @@ async def create_customer(request: web.Request) -> web.Response:
     return web.json_response(serialize.customer(customer, idents[customer.id or 0]), status=201)
 
 
+@doc("A customer with identities", response=schemas.CustomerOut, errors=(400, 401, 403, 404), tag="customers")
 @requires(*STAFF)
 async def get_customer(request: web.Request) -> web.Response:
     async with request.app[RUNTIME].factory() as session:
@@ -94,10 +101,14 @@ async def get_customer(request: web.Request) -> web.Response:
     return web.json_response(serialize.customer(customer, idents[customer.id or 0]))
 
 
+@doc("Edit a customer's profile (stage changes are kept in the history)", body=CustomerUpdate,
+     response=schemas.CustomerOut, errors=(400, 401, 403, 404), tag="customers")
 @requires("admin", "agent")
 async def update_customer(request: web.Request) -> web.Response:
     body = await parse_body(request, CustomerUpdate)
     changes = body.model_dump(exclude_unset=True)
+    if nulls := sorted(k for k, v in changes.items() if v is None):
+        raise bad_request(f"{nulls[0]} may not be null; leave it out to keep it", nulls[0])
     actor = current_agent(request).email
     async with request.app[RUNTIME].factory() as session, session.begin():
         customer = await _load(session, path_id(request))
@@ -114,6 +125,8 @@ async def update_customer(request: web.Request) -> web.Response:
     return web.json_response(serialize.customer(customer, idents[customer.id or 0]))
 
 
+@doc("Merge source_id into this customer; the source becomes a tombstone", body=MergeBody,
+     response=schemas.CustomerOut, errors=(400, 401, 403, 404), tag="customers")
 @requires("admin", "agent")
 async def merge_customer(request: web.Request) -> web.Response:
     """Merge `source_id` into the customer in the path; the source becomes a tombstone."""
@@ -132,13 +145,25 @@ async def merge_customer(request: web.Request) -> web.Response:
     return web.json_response(serialize.customer(merged, idents[target_id]))
 
 
+@doc("The customer's cross-channel timeline, newest first", query=schemas.TimelineQuery,
+     response=schemas.TimelinePage, errors=(400, 401, 403, 404), tag="customers")
 @requires("admin", "agent")
 async def customer_timeline(request: web.Request) -> web.Response:
+    query = parse_query(request, schemas.TimelineQuery)
     async with request.app[RUNTIME].factory() as session:
         customer = await _load(session, path_id(request))
         try:
-            page = await timeline(session, customer.id or 0, before=request.query.get("before"), limit=limit(request))
+            page = await details.timeline_page(session, customer.id or 0, before=query.before, limit=query.limit)
         except BadCursor as exc:
             raise bad_request(str(exc), "before") from None
-    return web.json_response({"items": [serialize.timeline_entry(e) for e in page.items],
-                              "next_before": page.next_cursor})
+    return web.json_response(page.model_dump(mode="json"))
+
+
+@doc("The customer panel: identities, stage history, open case with next states, complaints, interventions",
+     response=schemas.CustomerPanel, errors=(400, 401, 403, 404), tag="customers")
+@requires("admin", "agent")
+async def customer_panel(request: web.Request) -> web.Response:
+    async with request.app[RUNTIME].factory() as session:
+        customer = await _load(session, path_id(request))
+        panel = await details.customer_panel(session, customer, current_agent(request).role)
+    return web.json_response(panel.model_dump(mode="json"))

@@ -8,19 +8,23 @@ from functools import wraps
 from aiohttp import web
 
 from hub import accounts
-from hub.keys import AGENT, RUNTIME
+from hub.keys import AGENT, RUNTIME, SCOPE, VIA_COOKIE
 from hub.store.models import Agent
 from hub.web.errors import ApiError, Handler
+from hub.web.scope import Scope, load_scope
+from hub.web.security import SESSION_COOKIE, UNSAFE_METHODS, check_csrf_header
 
-PUBLIC_PREFIXES = ("/healthz", "/api/v1/auth/login", "/webhooks/", "/static/", "/u/", "/t/")
+PUBLIC_PREFIXES = ("/healthz", "/api/v1/auth/login", "/api/v1/openapi.json", "/webhooks/", "/static/", "/u/", "/t/")
 
 
-def _bearer(request: web.Request) -> str | None:
+def _bearer(request: web.Request) -> tuple[str | None, bool]:
+    """The token and whether it came from the browser's session cookie (which then needs CSRF proof)."""
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() == "bearer" and token.strip():
-        return token.strip()
-    return request.cookies.get("hub_session")
+        return token.strip(), False
+    cookie = request.cookies.get(SESSION_COOKIE)
+    return cookie, cookie is not None
 
 
 @web.middleware
@@ -28,19 +32,30 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
     """Attach the calling agent to API requests; 401 with a JSON body when there is none."""
     if not request.path.startswith("/api/") or request.path.startswith(PUBLIC_PREFIXES):
         return await handler(request)
-    token = _bearer(request)
+    token, via_cookie = _bearer(request)
     if token is None:
         raise ApiError(401, "unauthorized", "missing credentials: send Authorization: Bearer <token>")
     async with request.app[RUNTIME].factory() as session:
         agent = await accounts.agent_for_token(session, token)
     if agent is None:
         raise ApiError(401, "unauthorized", "invalid or revoked token")
+    if via_cookie and request.method in UNSAFE_METHODS:
+        check_csrf_header(request, token)
     request[AGENT] = agent
+    request[VIA_COOKIE] = via_cookie
     return await handler(request)
 
 
 def current_agent(request: web.Request) -> Agent:
     return request[AGENT]
+
+
+async def current_scope(request: web.Request) -> Scope:
+    """The calling agent's visibility scope, read once per request."""
+    if SCOPE not in request:
+        async with request.app[RUNTIME].factory() as session:
+            request[SCOPE] = await load_scope(session, current_agent(request))
+    return request[SCOPE]
 
 
 def requires(*roles: str) -> Callable[[Handler], Handler]:

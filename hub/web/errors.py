@@ -40,12 +40,26 @@ def conflict(message: str, **extra: Any) -> ApiError:
     return ApiError(409, "conflict", message, **extra)
 
 
+def has_nul(value: Any) -> bool:
+    """Whether any string (or key) inside a parsed JSON value contains a NUL character."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(has_nul(k) or has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(has_nul(v) for v in value)
+    return False
+
+
 async def parse_body(request: web.Request, model: type[M]) -> M:
     """Parse and validate a JSON body; errors name the offending field (dotted path)."""
     try:
         data = await request.json()
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise bad_request(f"body is not valid JSON: {exc}") from None
+    if has_nul(data):
+        # PostgreSQL refuses NUL in text and JSONB: say so here rather than fail in the store.
+        raise bad_request("strings may not contain NUL characters")
     try:
         return model.model_validate(data)
     except ValidationError as exc:

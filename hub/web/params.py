@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-from aiohttp import web
+from typing import TypeVar
 
-from hub.web.errors import bad_request, not_found
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from hub.web.errors import ApiError, bad_request, has_nul, not_found
+
+Q = TypeVar("Q", bound=BaseModel)
+MAX_ID = 2**63 - 1
 
 MAX_LIMIT = 200
 
@@ -33,9 +39,12 @@ def limit(request: web.Request, default: int = 50) -> int:
 def path_id(request: web.Request, name: str = "id") -> int:
     """A numeric id from the URL path (the route pattern already guarantees digits)."""
     try:
-        return int(request.match_info[name])
+        value = int(request.match_info[name])
     except (KeyError, ValueError):
         raise not_found(name) from None
+    if not 0 < value <= MAX_ID:
+        raise not_found(name)
+    return value
 
 
 def choice(request: web.Request, name: str, allowed: tuple[str, ...]) -> str | None:
@@ -45,3 +54,16 @@ def choice(request: web.Request, name: str, allowed: tuple[str, ...]) -> str | N
     if raw not in allowed:
         raise bad_request(f"{name} must be one of {', '.join(allowed)}", name)
     return raw
+
+
+def parse_query(request: web.Request, model: type[Q]) -> Q:
+    """Validate the query string against a model; a bad value is a 400 naming the parameter."""
+    data = dict(request.query)
+    if has_nul(data):
+        raise bad_request("query parameters may not contain NUL characters")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or None
+        raise ApiError(400, "invalid_field", f"{field or 'query'}: {first['msg']}", field) from None

@@ -1,11 +1,12 @@
-"""Rows to JSON-ready dicts: the API's response shapes in one place."""
+"""Rows to JSON-ready dicts, built through the response models of schemas.py (one definition)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from hub.store.models import Agent, Conversation, Customer, Identity, Message, TimelineEntry
+from hub.store.models import Agent, CallLog, Conversation, Customer, Identity, Message, TimelineEntry
+from hub.web import schemas
 
 
 def when(value: datetime | None) -> str | None:
@@ -13,42 +14,43 @@ def when(value: datetime | None) -> str | None:
 
 
 def agent(row: Agent) -> dict[str, Any]:
-    return {"id": row.id, "email": row.email, "name": row.name, "role": row.role, "language": row.language,
-            "active": row.active}
+    return schemas.AgentOut.model_validate(row).model_dump(mode="json")
 
 
 def customer(row: Customer, identities: list[Identity] | None = None) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        "id": row.id, "display_name": row.display_name, "language": row.language, "timezone": row.timezone,
-        "lifecycle_stage": row.lifecycle_stage, "tags": row.tags, "attributes": row.attributes,
-        "last_contact_at": when(row.last_contact_at), "created_at": when(row.created_at),
-    }
+    out = schemas.CustomerOut.model_validate(row)
     if identities is not None:
-        data["identities"] = [{"kind": i.kind, "value": i.value} for i in identities]
-    return data
+        out.identities = [schemas.IdentityOut.model_validate(i) for i in identities]
+    return out.model_dump(mode="json", exclude={"identities"} if identities is None else None)
 
 
 def conversation(row: Conversation) -> dict[str, Any]:
-    return {
-        "id": row.id, "customer_id": row.customer_id, "channel": row.channel, "subject": row.subject,
-        "status": row.status, "assignee_id": row.assignee_id, "team_id": row.team_id, "priority": row.priority,
-        "tags": row.tags, "snoozed_until": when(row.snoozed_until), "created_at": when(row.created_at),
-        "last_message_at": when(row.last_message_at),
-    }
+    return schemas.ConversationOut.model_validate(row).model_dump(mode="json")
+
+
+def message_out(row: Message) -> schemas.MessageOut:
+    out = schemas.MessageOut.model_validate(row)
+    out.has_html = bool(row.body_html)
+    return out
 
 
 def message(row: Message) -> dict[str, Any]:
-    return {
-        "id": row.id, "conversation_id": row.conversation_id, "direction": row.direction, "channel": row.channel,
-        "sender": row.sender, "recipient": row.recipient, "subject": row.subject, "body_text": row.body_text,
-        "visible_text": row.visible_text, "flags": row.flags, "delivery_status": row.delivery_status,
-        "delivery_detail": row.delivery_detail, "author_agent_id": row.author_agent_id,
-        "created_at": when(row.created_at),
-    }
+    return message_out(row).model_dump(mode="json")
+
+
+def call_data(row: CallLog) -> dict[str, Any]:
+    return {"id": row.id, "direction": row.direction, "from": row.from_number, "to": row.to_number,
+            "duration_s": row.duration_s, "disposition": row.disposition, "recording_url": row.recording_url,
+            "started_at": when(row.started_at)}
+
+
+def timeline_out(row: TimelineEntry, msg: Message | None = None, call: CallLog | None = None
+                 ) -> schemas.TimelineEntryOut:
+    out = schemas.TimelineEntryOut.model_validate(row)
+    out.message = message_out(msg) if msg is not None else None
+    out.call = call_data(call) if call is not None else None
+    return out
 
 
 def timeline_entry(row: TimelineEntry) -> dict[str, Any]:
-    return {
-        "id": row.id, "kind": row.kind, "channel": row.channel, "conversation_id": row.conversation_id,
-        "ref_id": row.ref_id, "summary": row.summary, "data": row.data, "occurred_at": when(row.occurred_at),
-    }
+    return timeline_out(row).model_dump(mode="json")

@@ -14,7 +14,9 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 PG_BASE = os.environ.get("HUB_TEST_PG", "postgresql+asyncpg://postgres@127.0.0.1:5432")
 REDIS_BASE = os.environ.get("HUB_TEST_REDIS", "redis://127.0.0.1:6379")
-REDIS_DB = int(os.environ.get("HUB_TEST_REDIS_DB", "11"))
+# Each pytest-xdist worker (gw0, gw1, ...) flushes a Redis database of its own.
+_WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+REDIS_DB = int(os.environ.get("HUB_TEST_REDIS_DB", "10")) + _WORKER
 
 
 def free_port() -> int:
