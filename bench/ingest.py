@@ -14,8 +14,8 @@ import asyncio
 import random
 import sqlite3
 import tempfile
-from dataclasses import replace
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
