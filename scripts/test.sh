@@ -48,4 +48,7 @@ for name, version, vid, fixes in found:
 sys.exit(1 if any(fixes for *_, fixes in found) else 0)
 PY
 echo "== pytest (SQLite + PostgreSQL, Redis, dovecot, aiosmtpd, chromium)"
-pytest -q -p no:cacheprovider "$@"
+# Two workers (one per core): most tests wait on real servers, so they overlap well. Each
+# worker gets its own Redis database, PostgreSQL databases and ports. loadfile keeps a
+# module's tests on one worker.
+pytest -q -p no:cacheprovider -n "${HUB_TEST_WORKERS:-2}" --dist loadfile "$@"
