@@ -7,11 +7,11 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, or_
+from sqlalchemy import ColumnElement, and_, or_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from hub.store.models import TimelineEntry
+from hub.store.models import Conversation, TimelineEntry
 
 
 class BadCursor(ValueError):
@@ -44,13 +44,19 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
 
 
 async def timeline(
-    session: AsyncSession, customer_id: int, *, before: str | None = None, limit: int = 50
+    session: AsyncSession, customer_id: int, *, before: str | None = None, limit: int = 50,
+    visible: ColumnElement[bool] | None = None,
 ) -> Page:
     """One page of the timeline, newest first; pass `next_cursor` as `before` for older items.
 
     Keyset on (occurred_at, id) so pages stay stable while new items arrive at the top.
+    `visible` (a WHERE on Conversation) hides entries of conversations the caller may not see.
     """
     query = select(TimelineEntry).where(col(TimelineEntry.customer_id) == customer_id)
+    if visible is not None:
+        allowed = select(col(Conversation.id)).where(visible)
+        query = query.where(or_(col(TimelineEntry.conversation_id).is_(None),
+                                col(TimelineEntry.conversation_id).in_(allowed)))
     if before is not None:
         at, row_id = decode_cursor(before)
         query = query.where(or_(

@@ -80,7 +80,7 @@ async def get_conversation(request: web.Request) -> web.Response:
             messages=[serialize.message_out(m)
                       for m in await details.conversation_messages(session, conversation.id or 0)],
             customer=await details.customer_panel(session, customer, scope.role),
-            timeline=await details.timeline_page(session, customer.id or 0, before=None, limit=50),
+            timeline=await details.timeline_page(session, customer.id or 0, before=None, limit=50, scope=scope),
             presence=[schemas.PresenceOut.model_validate(n) for n in await presence.who(conversation.id or 0)],
         )
     return _json(detail)
@@ -95,7 +95,7 @@ async def conversation_timeline(request: web.Request) -> web.Response:
         conversation = await _load(session, scope, path_id(request))
         try:
             page = await details.timeline_page(session, conversation.customer_id, before=query.before,
-                                               limit=query.limit)
+                                               limit=query.limit, scope=scope)
         except BadCursor as exc:
             raise bad_request(str(exc), "before") from None
     return _json(page)

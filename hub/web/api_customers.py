@@ -15,7 +15,7 @@ from hub.keys import RUNTIME
 from hub.store.models import AuditEvent, Customer, Identity, StageChange
 from hub.store.types import utcnow
 from hub.web import details, schemas, serialize
-from hub.web.auth import current_agent, requires
+from hub.web.auth import current_agent, current_scope, requires
 from hub.web.errors import ApiError, bad_request, conflict, not_found, parse_body
 from hub.web.openapi import doc
 from hub.web.params import parse_query, path_id
@@ -149,11 +149,12 @@ async def merge_customer(request: web.Request) -> web.Response:
      response=schemas.TimelinePage, errors=(400, 401, 403, 404), tag="customers")
 @requires("admin", "agent")
 async def customer_timeline(request: web.Request) -> web.Response:
-    query = parse_query(request, schemas.TimelineQuery)
+    query, scope = parse_query(request, schemas.TimelineQuery), await current_scope(request)
     async with request.app[RUNTIME].factory() as session:
         customer = await _load(session, path_id(request))
         try:
-            page = await details.timeline_page(session, customer.id or 0, before=query.before, limit=query.limit)
+            page = await details.timeline_page(session, customer.id or 0, before=query.before, limit=query.limit,
+                                               scope=scope)
         except BadCursor as exc:
             raise bad_request(str(exc), "before") from None
     return web.json_response(page.model_dump(mode="json"))

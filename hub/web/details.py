@@ -34,9 +34,9 @@ async def load_conversation(session: AsyncSession, scope: Scope, conversation_id
 
 
 async def timeline_page(session: AsyncSession, customer_id: int, *, before: str | None,
-                        limit: int) -> schemas.TimelinePage:
-    """A page of the customer's timeline (newest first) with the messages and calls it points at."""
-    page = await timeline(session, customer_id, before=before, limit=limit)
+                        limit: int, scope: Scope) -> schemas.TimelinePage:
+    """A page of the customer's timeline (newest first), only what `scope` may see, with its messages and calls."""
+    page = await timeline(session, customer_id, before=before, limit=limit, visible=scope.conversation_clause())
     message_ids = [e.ref_id for e in page.items if e.kind in ("message", "note") and e.ref_id is not None]
     call_ids = [e.ref_id for e in page.items if e.kind == "call" and e.ref_id is not None]
     messages = {m.id: m for m in (await session.execute(

@@ -160,7 +160,8 @@ async def _conversation_context(session: AsyncSession, request: web.Request, fou
         raise web.HTTPNotFound(text="conversation not found")
     customer = await session.get(Customer, conversation.customer_id)
     assert customer is not None and customer.id is not None
-    timeline = await details.timeline_page(session, customer.id, before=request.query.get("before"), limit=50)
+    timeline = await details.timeline_page(session, customer.id, before=request.query.get("before"), limit=50,
+                                           scope=found.scope)
     return {
         "conversation": conversation, "customer": await details.customer_panel(session, customer, found.agent.role),
         "timeline": list(reversed(timeline.items)), "older": timeline.next_before,

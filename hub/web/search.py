@@ -8,8 +8,10 @@ expression on every write), so messages stored by any process - web, worker, CLI
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from sqlalchemy import ColumnElement, and_, column, or_, select, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlmodel import col
 
@@ -40,6 +42,8 @@ PG_DDL = f"CREATE INDEX IF NOT EXISTS ix_message_fulltext ON message USING gin (
 _WORD = re.compile(r"\w+", re.UNICODE)
 _SAFE_TSQUERY = re.compile(r"[\w&:* ]+", re.UNICODE)
 MAX_TERMS = 8
+WALK_BUDGET_MS = 60
+QUERY_CANCELED = "57014"
 
 
 async def ensure_index(engine: AsyncEngine) -> None:
@@ -89,12 +93,7 @@ def snippet(body: str, q: str, width: int = 160) -> str:
     return ("…" if start else "") + piece + ("…" if start + width < len(flat) else "")
 
 
-async def search_page(session: AsyncSession, dialect: str, scope: Scope, query: schemas.SearchQuery
-                      ) -> schemas.SearchPage:
-    """Messages matching the query in conversations this agent may see, newest first, by keyset."""
-    match = matches(dialect, query.q)
-    if match is None:
-        return schemas.SearchPage(items=[], next_before=None)
+def _base(match: ColumnElement[bool], scope: Scope, query: schemas.SearchQuery) -> Any:
     stmt = (select(Message, col(Customer.display_name))
             .join(Conversation, col(Conversation.id) == Message.conversation_id)
             .join(Customer, col(Customer.id) == Message.customer_id)
@@ -103,8 +102,40 @@ async def search_page(session: AsyncSession, dialect: str, scope: Scope, query: 
         at, row_id = decode_cursor(query.before)
         stmt = stmt.where(or_(col(Message.created_at) < at,
                               and_(col(Message.created_at) == at, col(Message.id) < row_id)))
-    stmt = stmt.order_by(col(Message.created_at).desc(), col(Message.id).desc()).limit(query.limit + 1)
-    rows = (await session.execute(stmt)).all()
+    return stmt.limit(query.limit + 1)
+
+
+async def _rows(session: AsyncSession, dialect: str, stmt: Any) -> list[Any]:
+    """Newest first. On PostgreSQL: walk the created_at index (best for common words) under a short
+    timeout, else collect every match through the GIN index and sort them (best for rare words).
+
+    The planner cannot tell the two apart (it prices to_tsvector far below its real cost and has
+    no statistics for rare words), so the walk is tried first and abandoned quickly.
+    """
+    newest = (col(Message.created_at).desc(), col(Message.id).desc())
+    if dialect != "postgresql":
+        return list((await session.execute(stmt.order_by(*newest))).all())
+    try:
+        async with session.begin_nested():
+            await session.execute(text(f"SET LOCAL statement_timeout = {WALK_BUDGET_MS}"))
+            rows = list((await session.execute(stmt.order_by(*newest))).all())
+            await session.execute(text("SET LOCAL statement_timeout TO DEFAULT"))
+            return rows
+    except DBAPIError as exc:
+        if getattr(exc.orig, "sqlstate", None) != QUERY_CANCELED:
+            raise
+    # `+ interval '0'` hides the ordering from the index, so only the GIN bitmap path remains.
+    shifted = (col(Message.created_at) + text("interval '0 seconds'")).desc()
+    return list((await session.execute(stmt.order_by(shifted, col(Message.id).desc()))).all())
+
+
+async def search_page(session: AsyncSession, dialect: str, scope: Scope, query: schemas.SearchQuery
+                      ) -> schemas.SearchPage:
+    """Messages matching the query in conversations this agent may see, newest first, by keyset."""
+    match = matches(dialect, query.q)
+    if match is None:
+        return schemas.SearchPage(items=[], next_before=None)
+    rows = await _rows(session, dialect, _base(match, scope, query))
     hits = [schemas.SearchHit(
         message_id=m.id, conversation_id=m.conversation_id, customer_id=m.customer_id, customer_name=name,
         channel=m.channel, direction=m.direction, subject=m.subject,

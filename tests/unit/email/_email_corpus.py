@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import email
 import json
+import os
 import re
 from collections.abc import Callable, Iterator
 from email import policy
 from email.message import Message
 from pathlib import Path
 
-CORPUS = Path(__file__).resolve().parents[4] / "shared" / "corpus"
+# ../shared beside the checkout (as in CI); HUB_CORPUS overrides it for a checkout elsewhere.
+CORPUS = Path(os.environ.get("HUB_CORPUS") or Path(__file__).resolve().parents[4] / "shared" / "corpus")
 _WS = re.compile(r"\s+")
 
 
