@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TypeVar
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, TypeVar
 
 from sqlalchemy import insert, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -114,8 +116,14 @@ async def _move_recipients(session: AsyncSession, source_id: int, target_id: int
     return moved
 
 
-async def resolve_many(session: AsyncSession, addresses: list[Address]) -> dict[tuple[str, str], int]:
-    """Customer ids for many addresses at once, creating customers for the unknown ones."""
+async def resolve_many(
+    session: AsyncSession, addresses: list[Address], *,
+    contact_at: Mapping[tuple[str, str], datetime] | None = None, created: set[int] | None = None,
+) -> dict[tuple[str, str], int]:
+    """Customer ids for many addresses at once, creating customers for the unknown ones.
+
+    New customers start with `contact_at[key]` as their last contact; their ids are added to `created`.
+    """
     wanted = {identity_key(a): a for a in addresses}
     known: dict[tuple[str, str], int] = {}
     by_kind: dict[str, list[str]] = {}
@@ -130,7 +138,10 @@ async def resolve_many(session: AsyncSession, addresses: list[Address]) -> dict[
             known.update({(kind, value): cid for value, cid in found.all()})
     missing = [key for key in wanted if key not in known]
     if missing:
-        known.update(await _create_many(session, [(key, wanted[key]) for key in missing]))
+        new = await _create_many(session, [(key, wanted[key]) for key in missing], contact_at or {})
+        known.update(new)
+        if created is not None:
+            created.update(new.values())
     return known
 
 
@@ -142,13 +153,14 @@ def _chunks(items: list[T], size: int) -> list[list[T]]:
 
 
 async def _create_many(
-    session: AsyncSession, new: list[tuple[tuple[str, str], Address]]
+    session: AsyncSession, new: list[tuple[tuple[str, str], Address]], contact_at: Mapping[tuple[str, str], datetime]
 ) -> dict[tuple[str, str], int]:
     now = utcnow()
     ids = await allocate(session, "customer", len(new))
-    rows = [{"id": cid, "display_name": address.name or address.value, "language": "it",
+    rows: list[dict[str, Any]] = [{"id": cid, "display_name": address.name or address.value, "language": "it",
              "timezone": "Europe/Rome", "lifecycle_stage": "prospect", "tags": [], "attributes": {},
-             "created_at": now, "updated_at": now} for cid, (_, address) in zip(ids, new, strict=True)]
+             "created_at": now, "updated_at": now, "last_contact_at": contact_at.get(key)}
+            for cid, (key, address) in zip(ids, new, strict=True)]
     await session.execute(insert(table(Customer)), rows)
     await session.execute(insert(table(Identity)), [
         {"customer_id": cid, "kind": key[0], "value": key[1], "created_at": now}

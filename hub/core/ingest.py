@@ -98,10 +98,16 @@ async def ingest_many(session: AsyncSession, items: list[Inbound], ctx: IngestCo
     results: list[IngestResult | None] = [None] * len(items)
     fresh, repeats = await _dedupe(session, items, results)
     if fresh:
-        owners = await customers.resolve_many(session, [item.sender for _, item in fresh])
+        latest: dict[tuple[str, str], datetime] = {}
+        for _, item in fresh:
+            key = identity_key(item.sender)
+            latest[key] = max(latest.get(key, item.received_at), item.received_at)
+        created: set[int] = set()
+        owners = await customers.resolve_many(session, [item.sender for _, item in fresh], contact_at=latest,
+                                              created=created)
         batch = [(owners[identity_key(item.sender)], idx, item) for idx, item in fresh]
         placed = await _thread(session, batch, ctx)
-        stored = await _persist(session, placed, ctx)
+        stored = await _persist(session, placed, ctx, created)
         for idx, result in stored.items():
             results[idx] = result
     for idx, first in repeats.items():
@@ -238,7 +244,9 @@ async def set_status(
     await publish(session, event, handlers)
 
 
-async def _persist(session: AsyncSession, placed: list[_Placed], ctx: IngestContext) -> dict[int, IngestResult]:
+async def _persist(
+    session: AsyncSession, placed: list[_Placed], ctx: IngestContext, new_customers: set[int]
+) -> dict[int, IngestResult]:
     """Write raw inputs, messages, attachments and timeline entries in a few batched statements."""
     raw_ids = await _keep_raw(session, [p.item for p in placed])
     message_ids = await ids.allocate(session, "message", len(placed))
@@ -247,7 +255,7 @@ async def _persist(session: AsyncSession, placed: list[_Placed], ctx: IngestCont
     await _add_attachments(session, placed, message_ids, ctx.blobs)
     await session.execute(insert(table(TimelineEntry)), [_timeline_row(p, mid) for p, mid in zip(placed, message_ids,
                                                                                                strict=True)])
-    await _touch_customers(session, placed)
+    await _touch_customers(session, [p for p in placed if p.customer_id not in new_customers])
     await _touch_conversations(session, placed)
     events = [_received(p, mid) for p, mid in zip(placed, message_ids, strict=True)]
     await publish_many(session, events, ctx.handlers)
@@ -300,6 +308,8 @@ async def _add_attachments(session: AsyncSession, placed: list[_Placed], message
 
 async def _touch_customers(session: AsyncSession, placed: list[_Placed]) -> None:
     """Move each customer's last_contact_at forward (never back) in one executemany."""
+    if not placed:
+        return  # customers created by this batch were written with their last contact already
     latest: dict[int, datetime] = {}
     for p in placed:
         latest[p.customer_id] = max(latest.get(p.customer_id, p.item.received_at), p.item.received_at)

@@ -20,6 +20,7 @@ from hub.web import (
     api_routing,
     api_search,
     openapi,
+    rules_page,
     survey_form,
 )
 from hub.web import metrics as web_metrics
@@ -59,6 +60,7 @@ def setup_routes(app: web.Application) -> None:
     r.add_get("/api/v1/events", api_events.events, name="events")
     r.add_get("/api/v1/openapi.json", openapi.openapi_json, name="openapi")
     web_inbox.setup_page_routes(app)
+    rules_page.setup_rule_pages(app)
     r.add_get(f"/api/v1/conversations/{ID}", api_conversations.get_conversation, name="conversation")
     r.add_post(f"/api/v1/conversations/{ID}/status", api_conversations.set_status, name="conversation_status")
     r.add_post(f"/api/v1/conversations/{ID}/assign", api_conversations.assign, name="conversation_assign")
