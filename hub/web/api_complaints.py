@@ -191,15 +191,20 @@ async def list_interventions(request: web.Request) -> web.Response:
     agent = current_agent(request)
     status = choice(request, "status", tuple(complaints.INTERVENTION_FLOW))
     async with request.app[RUNTIME].factory() as session:
-        teams = await _my_teams(session, agent.id)
-        query = select(Intervention).where(or_(col(Intervention.assignee_agent_id) == agent.id,
-                                               col(Intervention.team_id).in_(teams)))
-        query = query.where(col(Intervention.status) == status) if status else \
-            query.where(col(Intervention.status).in_(("todo", "doing")))
-        rows = (await session.execute(query.order_by(col(Intervention.due_at), col(Intervention.id))
-                                      .limit(limit(request)))).scalars()
+        rows = await my_interventions(session, agent, status, limit(request))
         now = utcnow()
         return web.json_response({"items": [intervention_json(i, now) for i in rows]})
+
+
+async def my_interventions(session: AsyncSession, agent: Agent, status: str | None, size: int) -> list[Intervention]:
+    """The agent's and their teams' interventions, unfinished ones (or `status`) first by due time."""
+    teams = await _my_teams(session, agent.id)
+    query = select(Intervention).where(or_(col(Intervention.assignee_agent_id) == agent.id,
+                                           col(Intervention.team_id).in_(teams)))
+    query = query.where(col(Intervention.status) == status) if status else \
+        query.where(col(Intervention.status).in_(("todo", "doing")))
+    return list((await session.execute(query.order_by(col(Intervention.due_at), col(Intervention.id))
+                                       .limit(size))).scalars())
 
 
 async def _my_intervention(request: web.Request, session: AsyncSession) -> Intervention:

@@ -19,6 +19,7 @@ from sqlmodel import col, select
 
 from hub import accounts
 from hub.keys import PRESENCE, RUNTIME, SETTINGS
+from hub.routing import checks as sla_checks
 from hub.store.models import Agent, ApiToken, AuditEvent, CannedResponse, Customer, Message, Team
 from hub.store.types import utcnow
 from hub.web import details, i18n, inbox, schemas
@@ -163,6 +164,7 @@ async def _conversation_context(session: AsyncSession, request: web.Request, fou
     timeline = await details.timeline_page(session, customer.id, before=request.query.get("before"), limit=50,
                                            scope=found.scope)
     return {
+        "sla": await sla_checks.sla_status(session, conversation, request.app[SETTINGS], utcnow()),
         "conversation": conversation, "customer": await details.customer_panel(session, customer, found.agent.role),
         "timeline": list(reversed(timeline.items)), "older": timeline.next_before,
         "presence": [n for n in await request.app[PRESENCE].who(conversation_id) if n.agent_id != found.agent.id],

@@ -19,6 +19,7 @@ from hub.web import (
     api_reports,
     api_routing,
     api_search,
+    interventions_page,
     openapi,
     rules_page,
     survey_form,
@@ -61,6 +62,7 @@ def setup_routes(app: web.Application) -> None:
     r.add_get("/api/v1/openapi.json", openapi.openapi_json, name="openapi")
     web_inbox.setup_page_routes(app)
     rules_page.setup_rule_pages(app)
+    interventions_page.setup_intervention_pages(app)
     r.add_get(f"/api/v1/conversations/{ID}", api_conversations.get_conversation, name="conversation")
     r.add_post(f"/api/v1/conversations/{ID}/status", api_conversations.set_status, name="conversation_status")
     r.add_post(f"/api/v1/conversations/{ID}/assign", api_conversations.assign, name="conversation_assign")

@@ -44,3 +44,29 @@ async def test_the_editor_is_for_admins_and_needs_the_form_token(client: Client)
     await login(client, "admin@hotel.test")
     forged = await client.post("/rules/new", data={"csrf_token": "forged", "rule": "{}"})
     assert forged.status == 403
+
+
+async def test_my_interventions_page_and_the_sla_line_in_a_conversation(client: Client) -> None:
+    from datetime import timedelta
+
+    from hub.core.ingest import ingest_once
+    from hub.store.models import Intervention
+    from hub.store.types import utcnow
+    from tests.support.builders import sms
+
+    ids = await staff(client)
+    agent_id = ids["agent"][0]
+    result = await ingest_once(rt(client).factory, sms("SMsla", body="Doccia rotta"), rt(client).ingest_context)
+    async with rt(client).factory() as session, session.begin():
+        session.add(Intervention(assignee_agent_id=agent_id, description="Fix the shower in 214",
+                                 due_at=utcnow() - timedelta(hours=1)))
+        session.add(Intervention(assignee_agent_id=ids["other"][0], description="Someone else's task"))
+    await login(client, "agent@hotel.test")
+    page = await client.get("/interventions")
+    html = await page.text()
+    assert page.status == 200 and "Fix the shower in 214" in html and "overdue" in html
+    assert "Someone else" not in html
+    inbox = await client.get(f"/conversations/{result.conversation_id}")
+    assert 'href="/interventions"' in await inbox.text()
+    pane = await client.get(f"/ui/conversations/{result.conversation_id}")
+    assert pane.status == 200 and 'id="sla"' in await pane.text() and "first response" in await pane.text()
