@@ -76,14 +76,6 @@ class IngestContext:
     thread_window: timedelta = timedelta(days=30)
 
 
-async def existing_message(session: AsyncSession, item: Inbound) -> Message | None:
-    """The message already stored under this idempotency key, if any."""
-    found = await session.execute(
-        select(Message).where(col(Message.channel) == item.channel.value, col(Message.external_id) == item.external_id)
-    )
-    return found.scalar_one_or_none()
-
-
 async def ingest(session: AsyncSession, item: Inbound, ctx: IngestContext) -> IngestResult:
     """Store one inbound message exactly once, thread it, and publish `message.received`."""
     return (await ingest_many(session, [item], ctx))[0]

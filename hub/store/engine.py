@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import re
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +14,8 @@ from hub.settings import Settings
 SessionFactory = async_sessionmaker[AsyncSession]
 
 
-def _regexp(pattern: str, value: str | None) -> bool:
-    return value is not None and re.search(pattern, value) is not None
-
-
 def _install_sqlite_hooks(engine: AsyncEngine, extra: Sequence[Callable[[Any], None]]) -> None:
-    """WAL, foreign keys, a busy timeout, REGEXP, and BEGIN IMMEDIATE for every transaction.
+    """WAL, foreign keys, a busy timeout, upper layers' SQL functions, and BEGIN IMMEDIATE for every transaction.
 
     pysqlite's deferred BEGIN lets two writers both read and then fail with SQLITE_BUSY when
     upgrading to a write lock, which busy_timeout cannot wait out; IMMEDIATE takes the write
@@ -37,7 +31,6 @@ def _install_sqlite_hooks(engine: AsyncEngine, extra: Sequence[Callable[[Any], N
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
-        dbapi_connection.create_function("REGEXP", 2, _regexp, deterministic=True)
         for install in extra:
             install(dbapi_connection)
 
@@ -66,10 +59,3 @@ def _ensure_sqlite_dir(url: str) -> None:
 def make_session_factory(engine: AsyncEngine) -> SessionFactory:
     """Sessions keep loaded objects usable after commit (expire_on_commit=False)."""
     return async_sessionmaker(engine, expire_on_commit=False)
-
-
-@asynccontextmanager
-async def transaction(factory: SessionFactory) -> AsyncIterator[AsyncSession]:
-    """One unit of work: commit on success, roll back on any error."""
-    async with factory() as session, session.begin():
-        yield session
