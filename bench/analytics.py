@@ -3,11 +3,14 @@
 Creates a throwaway database, generates N customers and 5*N stays (plus some complaints,
 surveys and referrals) with generate_series, then times:
   floor:    SELECT customer_id, max(stay_date), count(*), sum(amount_cents) FROM stay GROUP BY customer_id
-            (the per-customer aggregate any RFM needs, counted on the server so no rows travel);
-  classify: hub.analytics.classifier.classify(), applied: features, NTILE quintiles, the rules as one
-            CASE, the moves into a temp table, the history INSERT and the stage UPDATE, committed.
+            (the per-customer aggregate any RFM needs; every aggregate is folded on the server so it is
+            computed but no rows travel), with the classifier's own transaction settings (work_mem);
+  classify: what the nightly cron runs, hub.analytics.jobs.run_classifier() on a runtime with its real
+            event handlers: features, NTILE quintiles, the rules as one CASE, the moves into a temp
+            table, the history INSERT, the stage UPDATE, the customer.stage_changed events (rows and
+            handler calls), committed.
 Prints both times and floor/classify (target >= 0.3) for the first run (most customers move) and
-for a nightly run after 1% new stays (few move).
+for a nightly run after 1% new stays (few move), with the load average (the machine may be shared).
 
     python bench/analytics.py [--customers 1000000] [--stays-per-customer 5] [--keep]
 """
@@ -17,20 +20,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import tempfile
 import time
 import uuid
-from datetime import date
+from pathlib import Path
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from hub.analytics import classifier
+from hub import runtime as hub_runtime
+from hub.analytics import classifier, jobs
 from hub.settings import load_settings
-from hub.store import migrate
-from hub.store.engine import make_engine, make_session_factory
 
 PG_BASE = os.environ.get("HUB_BENCH_PG", "postgresql+asyncpg://postgres@127.0.0.1:5432")
-TODAY = date(2026, 1, 1)
 
 GENERATE = [
     # Customers; every 50th names a referrer (attributes are strings, as the condition language expects).
@@ -73,8 +75,13 @@ NIGHT = """INSERT INTO stay (customer_id, external_id, kind, product, amount_cen
            SELECT 1 + (g::bigint * 40503) % :n, 'night' || g, 'stay', 'room', 90000, DATE '2025-12-31', 1, 'bench',
                   now()
            FROM generate_series(1, :stays / 100) AS g"""
-FLOOR = ("SELECT count(*) FROM (SELECT customer_id, max(stay_date), count(*), sum(amount_cents) "
-         "FROM stay GROUP BY customer_id) AS per_customer")
+FLOOR = ("SELECT count(*), max(last), sum(n), sum(spend) FROM (SELECT customer_id, max(stay_date) AS last, "
+         "count(*) AS n, sum(amount_cents) AS spend FROM stay GROUP BY customer_id) AS per_customer")
+
+
+def load() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"load {one:.2f} {five:.2f} {fifteen:.2f}"
 
 
 async def generate(engine: AsyncEngine, customers: int, stays: int) -> float:
@@ -85,41 +92,50 @@ async def generate(engine: AsyncEngine, customers: int, stays: int) -> float:
     return time.perf_counter() - started
 
 
-async def timed_floor(engine: AsyncEngine) -> tuple[float, int]:
-    async with engine.connect() as conn:
+async def timed_floor(runtime: hub_runtime.Runtime) -> tuple[float, int]:
+    async with runtime.factory() as session, session.begin():
+        await classifier.tune(session)
         started = time.perf_counter()
-        groups = (await conn.execute(text(FLOOR))).scalar_one()
+        groups = (await session.execute(text(FLOOR))).one()[0]
         return time.perf_counter() - started, int(groups)
 
 
+async def timed_classify(runtime: hub_runtime.Runtime) -> tuple[float, classifier.ClassifyResult]:
+    started = time.perf_counter()
+    result = await jobs.run_classifier(runtime)
+    return time.perf_counter() - started, result
+
+
 async def bench(url: str, customers: int, stays: int) -> None:
-    engine = make_engine(load_settings(database_url=url))
-    await migrate.upgrade(engine)
-    print(f"generated {customers:,} customers, {stays:,} stays in {await generate(engine, customers, stays):.1f} s")
-    await timed_floor(engine)  # warm the cache, so both timings read the same pages from memory
-    floor, groups = await timed_floor(engine)
-    factory = make_session_factory(engine)
-    first, result = await timed_classify(engine)
-    floor = min(floor, (await timed_floor(engine))[0])
+    with tempfile.TemporaryDirectory() as data_dir:
+        runtime = await hub_runtime.build(load_settings(database_url=url, data_dir=Path(data_dir)), use_redis=False)
+        try:
+            await run_bench(runtime, customers, stays)
+        finally:
+            await hub_runtime.close(runtime)
+
+
+async def run_bench(runtime: hub_runtime.Runtime, customers: int, stays: int) -> None:
+    took = await generate(runtime.engine, customers, stays)
+    print(f"generated {customers:,} customers, {stays:,} stays in {took:.1f} s ({load()})")
+    print(f"event handlers: {', '.join(getattr(h, '__name__', type(h).__name__) for h in runtime.handlers)}")
+    await timed_floor(runtime)  # warm the cache, so both timings read the same pages from memory
+    floor, groups = await timed_floor(runtime)
+    first, result = await timed_classify(runtime)
+    floor = min(floor, (await timed_floor(runtime))[0])
     print(f"floor (bare GROUP BY over stays, {groups:,} customers): {floor:.2f} s")
-    print(f"classify, first run (applied, {result.changed:,} moves): {first:.2f} s")
+    print(f"classify, first run (applied, {result.changed:,} moves): {first:.2f} s ({load()})")
     for (a, b), n in sorted(result.moves.items()):
         print(f"    {a:>10} -> {b:<10} {n:,}")
     print(f"ratio floor/classify, first run: {floor / first:.2f} (target >= 0.3)")
-    async with factory() as session, session.begin():
+    async with runtime.factory() as session, session.begin():
         await session.execute(text(NIGHT), {"n": customers, "stays": stays})
-    nightly, result = await timed_classify(engine)
-    floor = min(floor, (await timed_floor(engine))[0])
-    print(f"classify, nightly run after 1% new stays ({result.changed:,} moves): {nightly:.2f} s")
+    floor = (await timed_floor(runtime))[0]  # the floor over the same stays the nightly run reads
+    nightly, result = await timed_classify(runtime)
+    floor = min(floor, (await timed_floor(runtime))[0])
+    print(f"floor after the new stays: {floor:.2f} s")
+    print(f"classify, nightly run after 1% new stays ({result.changed:,} moves): {nightly:.2f} s ({load()})")
     print(f"ratio floor/classify, nightly: {floor / nightly:.2f} (target >= 0.3)")
-    await engine.dispose()
-
-
-async def timed_classify(engine: AsyncEngine) -> tuple[float, classifier.ClassifyResult]:
-    started = time.perf_counter()
-    async with make_session_factory(engine)() as session, session.begin():
-        result = await classifier.classify(session, today=TODAY)
-    return time.perf_counter() - started, result
 
 
 async def main() -> None:

@@ -33,9 +33,9 @@ from sqlmodel import col
 
 from hub.ops.status import HEARTBEAT_PREFIX
 from hub.store.models import DomainEvent, Message, OutboxItem
-from tests.integration.sms.twilio_fake import AUTH_TOKEN, FakeTwilio, fake_twilio, sign, sms_form, twilio_settings
 from tests.support.services import REDIS_BASE, free_port, postgres_database, wait_port
 from tests.support.smtp_sink import SmtpSink
+from tests.support.twilio_fake import AUTH_TOKEN, FakeTwilio, fake_twilio, sign, sms_form, twilio_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 ADMIN, PASSWORD = "admin@hotel.test", "Scale-Out-Pass-9"
@@ -328,6 +328,8 @@ def report(results: list[Result]) -> str:
     lines += [f"{r.webs}+{r.workers:<6}{r.inbound:>9}{r.seconds:>9.2f}{r.rate:>9.1f}  {r.figures}" for r in results]
     if len(results) == 2 and results[0].rate:
         lines.append(f"2+2 / 1+1 = {results[1].rate / results[0].rate:.2f}x")
+    # The machine is shared: a figure means little without the load it was measured under.
+    lines.append("load average: " + " ".join(f"{n:.2f}" for n in os.getloadavg()))
     return "\n".join(lines)
 
 

@@ -4,18 +4,24 @@ In one run it starts `hub serve` on SQLite in a temp dir and a bare aiohttp serv
 only checks the same X-Twilio-Signature, then drives each for `--seconds` (20 by default) from a
 load generator in another process (aiohttp client, `--concurrency` connections, a fresh
 MessageSid per request). Prints accepted/s of each and their ratio; target >= 0.3.
+In-process jobs may lag behind the answers (it is a queue), so the bench then waits for every
+accepted message to be ingested and prints how long after the load stopped the last one was
+(Message rows of channel sms against accepted requests), and the load average around each run.
 With `--redis-url`, it also measures `hub serve` handing ingest jobs to arq (no in-process jobs
 competing for the loop), the scale-out shape where `hub worker` processes do the ingest.
-Run: `python bench/webhooks.py [--seconds 20] [--concurrency 32] [--redis-url redis://127.0.0.1:6379/15]`.
+Run: `python bench/webhooks.py [--seconds 20] [--concurrency 32] [--drain-timeout 600]
+[--redis-url redis://127.0.0.1:6379/15]`.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -121,17 +127,57 @@ def start_hub(workdir: Path, port: int, redis_url: str | None = None) -> subproc
                             stdout=log, stderr=subprocess.STDOUT)
 
 
-def run_target(name: str, proc: subprocess.Popen[bytes], base: str, args: argparse.Namespace) -> float:
+def ingested(db: Path) -> int:
+    """Message rows of channel sms in the hub's SQLite file (read-only; WAL lets it read beside the writer)."""
+    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)) as conn:
+        return int(conn.execute("SELECT count(*) FROM message WHERE channel = 'sms'").fetchone()[0])
+
+
+def wait_drained(db: Path, accepted: int, stopped_at: float, timeout: float) -> tuple[int, float]:
+    """Poll until every accepted message is ingested (or `timeout`); the count and seconds after `stopped_at`."""
+    while True:
+        count = ingested(db)
+        if count >= accepted or time.monotonic() - stopped_at > timeout:
+            return count, time.monotonic() - stopped_at
+        time.sleep(0.1)
+
+
+def load_average() -> str:
+    return "load average " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(70)  # aiohttp gives open connections up to 60 s
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def run_target(
+    name: str, proc: subprocess.Popen[bytes], base: str, args: argparse.Namespace, db: Path | None = None
+) -> float:
+    """Warm up, load for `args.seconds`, print accepted/s; with `db`, also wait for the ingest to drain."""
     try:
         wait_http(base)
-        load(base, 2.0, args.concurrency)  # warm-up: migrations done, caches and pools filled
+        warm = load(base, 2.0, args.concurrency)  # warm-up: migrations done, caches and pools filled
+        before = load_average()
         result = load(base, args.seconds, args.concurrency)
+        stopped_at, after = time.monotonic(), load_average()
+        drained = None if db is None else wait_drained(
+            db, int(warm["accepted"] + result["accepted"]), stopped_at, args.drain_timeout)
     finally:
-        proc.terminate()
-        proc.wait(10)
+        stop(proc)
     rate = result["accepted"] / result["seconds"]
     print(f"{name:>14}: {rate:8.1f} accepted/s  ({int(result['accepted'])} in {result['seconds']:.1f} s, "
-          f"{int(result['failed'])} failed)")
+          f"{int(result['failed'])} failed; {before} before, {after} after)")
+    if drained is not None:
+        count, seconds = drained
+        total = int(warm["accepted"] + result["accepted"])
+        state = "all ingested" if count >= total else f"NOT drained after {args.drain_timeout:.0f} s"
+        print(f"{'':>14}  ingest: {count}/{total} sms messages stored (warm-up included), {state}; "
+              f"the last {seconds:.1f} s after the load stopped")
     return rate
 
 
@@ -150,6 +196,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--drain-timeout", type=float, default=600.0,
+                        help="how long to wait for in-process ingest to catch up after the load")
     parser.add_argument("--redis-url", default=None,
                         help="also measure `hub serve` queueing its ingest jobs to arq on this Redis "
                              "(a database the bench may clear of arq keys, e.g. redis://127.0.0.1:6379/15)")
@@ -167,7 +215,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         port = free_port()
         proc = start_hub(Path(tmp) / "a", port)
-        rates["hub serve"] = run_target("hub serve", proc, f"http://127.0.0.1:{port}", args)
+        rates["hub serve"] = run_target("hub serve", proc, f"http://127.0.0.1:{port}", args,
+                                        db=Path(tmp) / "a" / "hub.db")
         if args.redis_url:
             port = free_port()
             proc = start_hub(Path(tmp) / "b", port, args.redis_url)

@@ -15,6 +15,7 @@ from hub.web.errors import json_errors
 from hub.web.hardening import limiter_ctx, make_hardening
 from hub.web.metrics import observe_requests
 from hub.web.presence import make_presence
+from hub.web.priority import webhooks_first
 from hub.web.routes import setup_routes
 from hub.web.security import security_headers
 from hub.web.sse import EventBroker
@@ -51,7 +52,7 @@ async def _end_streams(app: web.Application) -> None:
 def create_app(settings: Settings) -> web.Application:
     """Build the hub's web application for these settings."""
     app = web.Application(middlewares=[observe_requests, security_headers, json_errors, make_hardening(settings),
-                                       authenticate], client_max_size=MAX_BODY)
+                                       authenticate, webhooks_first], client_max_size=MAX_BODY)
     app[SETTINGS] = settings
     app.cleanup_ctx.append(runtime_ctx)
     app.cleanup_ctx.append(live_ctx)

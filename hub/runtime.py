@@ -100,6 +100,7 @@ async def build(settings: Settings, *, use_redis: bool | None = None, migrate_sc
         stuck_after=timedelta(seconds=settings.outbox_stuck_seconds),
     )
     jobs.handlers[replies.SEND_MESSAGE] = delivery.send_message
+    jobs.batch_kinds.add(replies.SEND_MESSAGE)  # sends claim, load and record in batches
     redis = None
     if use_redis if use_redis is not None else settings.redis_url is not None:
         assert settings.redis_url, "HUB_REDIS_URL is needed for the arq queue"
@@ -117,6 +118,9 @@ async def build(settings: Settings, *, use_redis: bool | None = None, migrate_sc
 BACKGROUND = "background"  # extras key: [async fn(runtime, stop_event)] run while the app runs
 CLOSERS = "closers"  # extras key: [async fn()] called once at close (HTTP sessions, SMTP pools)
 REPLAYERS = "replayers"  # extras key: {channel: async fn(raw, source) -> outcome} for `hub quarantine replay`
+# extras key: async fn(runtime, Inbound) -> bool; True when the mail was a signed List-Unsubscribe
+# request, now applied, so the mailbox does not store it as a conversation
+UNSUBSCRIBE_MAIL = "unsubscribe_mail"
 
 
 async def close(runtime: Runtime) -> None:

@@ -15,7 +15,23 @@ from hub.app import create_app
 from hub.settings import Settings, load_settings
 from tests.support.services import REDIS_BASE, REDIS_DB, postgres_database
 
+pytest_plugins = ["tests.support.twilio_fake"]  # the `twilio` fixture (a local fake Twilio)
+
 ARTIFACTS = Path(__file__).parent / "artifacts"
+# record_property(FIGURES, text): printed at the end of the run, where `pytest -q` (and the
+# pytest-xdist workers of scripts/test.sh) would otherwise swallow a print.
+FIGURES = "figures"
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Show the figures tests recorded (benchmarks run as tests, such as the scale-out test)."""
+    found = [(report.nodeid, str(value)) for reports in terminalreporter.stats.values() for report in reports
+             if getattr(report, "when", None) == "call"
+             for name, value in getattr(report, "user_properties", ()) if name == FIGURES]
+    if found:
+        terminalreporter.section("figures")
+        for nodeid, text in found:
+            terminalreporter.write_line(f"{nodeid}\n{text}")
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

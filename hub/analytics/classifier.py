@@ -13,7 +13,21 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, MetaData, String, Table, case, func, insert, literal, select, text, update
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    MetaData,
+    String,
+    Table,
+    case,
+    func,
+    insert,
+    literal,
+    null,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql import Select
@@ -24,9 +38,9 @@ from sqlmodel import col
 
 from hub.analytics import rfm
 from hub.analytics.stages import STAGE_CHANGED
-from hub.core.events import Event, EventHandler, publish_many
-from hub.routing.conditions import ConditionError, compile_sql, validate
-from hub.store.models import LIFECYCLE_STAGES, Customer, StageChange, StageRule, table
+from hub.core.events import Event, EventHandler
+from hub.routing.conditions import All, AnyOf, Condition, ConditionError, Not, compile_sql, validate
+from hub.store.models import LIFECYCLE_STAGES, Customer, DomainEvent, StageChange, StageRule, table
 from hub.store.types import UTCDateTime, utcnow
 
 KEEP = "keep"
@@ -116,13 +130,24 @@ async def save_rules(session: AsyncSession, rules: Sequence[StageRuleSpec]) -> N
                      for n, r in enumerate(rules)])
 
 
+def fields_of(cond: Condition) -> set[str]:
+    """Every field a condition tests; `customer.attributes.x` counts as `customer.attributes`."""
+    if isinstance(cond, All | AnyOf):
+        return set().union(*(fields_of(child) for child in cond.children))
+    if isinstance(cond, Not):
+        return fields_of(cond.child)
+    return {cond.field.parent or cond.field.name}
+
+
 def decisions(rules: Sequence[StageRuleSpec], today: date, now: datetime, dialect: Any) -> Select[Any]:
     """customer_id, from_stage, to_stage for every customer whose stage the rules would change."""
-    scored = rfm.features(today, dialect)
+    conditions = [validate(r.condition, fields=rfm.FIELDS) for r in rules]
+    # Only the figures some rule tests are computed: each quintile is a sort, each other figure a join.
+    scored = rfm.features(today, dialect, used=set().union(*(fields_of(c) for c in conditions)))
     mapped = rfm.columns(scored)
     current: ColumnElement[Any] = scored.c.lifecycle_stage
-    whens = [(compile_sql(validate(r.condition, fields=rfm.FIELDS), mapped, now=now),
-              current if r.stage == KEEP else literal(r.stage)) for r in rules]
+    whens = [(compile_sql(cond, mapped, now=now), current if r.stage == KEEP else literal(r.stage))
+             for r, cond in zip(rules, conditions, strict=True)]
     target = case(*whens, else_=current) if whens else current
     # OFFSET 0 keeps the planner from inlining the subquery, which would evaluate the CASE twice per
     # customer (once to filter, once to project).
@@ -150,6 +175,12 @@ def _create_temp_as(element: CreateTempAs, compiler: SQLCompiler, **kw: Any) -> 
     return f"CREATE TEMPORARY TABLE {element.name} AS {compiler.process(element.query, **kw)}"
 
 
+async def tune(session: AsyncSession) -> None:
+    """Room for this transaction's sorts and hashes over every customer, on PostgreSQL (SET LOCAL ends at commit)."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(text(f"SET LOCAL work_mem = '{WORK_MEM}'"))
+
+
 async def classify(
     session: AsyncSession, *, rules: Sequence[StageRuleSpec] | None = None, today: date | None = None,
     dry_run: bool = False, handlers: Sequence[EventHandler] | None = None, actor: str = "classifier",
@@ -160,9 +191,7 @@ async def classify(
     chosen = list(rules) if rules is not None else await load_rules(session)
     dialect = session.get_bind().dialect
     query = decisions(chosen, today or now.date(), now, dialect)
-    if dialect.name == "postgresql":
-        # Sorts and hashes over every customer: give this one transaction room so they stay in memory.
-        await session.execute(text(f"SET LOCAL work_mem = '{WORK_MEM}'"))
+    await tune(session)
     await session.execute(text("DROP TABLE IF EXISTS analytics_moves"))
     await session.execute(CreateTempAs("analytics_moves", query))
     if dialect.name == "postgresql":
@@ -173,7 +202,8 @@ async def classify(
     if not dry_run and result.moves:
         await _apply(session, now, actor)
         if handlers is not None:
-            await _publish(session, now, actor, tuple(handlers))
+            await _store_events(session, now, actor)
+            await _announce(session, now, actor, tuple(handlers))
     await session.execute(text("DROP TABLE analytics_moves"))
     return result
 
@@ -197,17 +227,39 @@ async def _apply(session: AsyncSession, now: datetime, actor: str) -> None:
                           .where(customers.c.id == m.customer_id))
 
 
-async def _publish(session: AsyncSession, now: datetime, actor: str, handlers: tuple[EventHandler, ...]) -> None:
-    """`customer.stage_changed` for each move, a batch at a time (keyset on customer id)."""
-    m, after = _moves.c, -1
+def _event_data(now: datetime, actor: str) -> dict[str, Any]:
+    """What a `customer.stage_changed` event says besides the two stages."""
+    return {"cause": "classifier", "actor": actor, "at": now.isoformat()}
+
+
+async def _store_events(session: AsyncSession, now: datetime, actor: str) -> None:
+    """The `customer.stage_changed` rows for live streams, one per move, in one INSERT ... SELECT."""
+    m = _moves.c
+    build = func.jsonb_build_object if session.get_bind().dialect.name == "postgresql" else func.json_object
+    # The payload publish_many would store: message_id (none here), then the event's data.
+    pairs: list[tuple[str, ColumnElement[Any]]] = [
+        ("message_id", null()), ("from_stage", m.from_stage), ("to_stage", m.to_stage),
+        *((key, literal(value)) for key, value in _event_data(now, actor).items())]
+    payload = build(*(part for key, value in pairs for part in (literal(key), value)))
+    rows = select(literal(STAGE_CHANGED), m.customer_id, payload, literal(now, UTCDateTime()))
+    await session.execute(insert(table(DomainEvent)).from_select(["type", "customer_id", "payload", "at"], rows))
+
+
+async def _announce(session: AsyncSession, now: datetime, actor: str, handlers: tuple[EventHandler, ...]) -> None:
+    """Run the handlers on each move's event in customer order, a batch of moves at a time."""
+    if not handlers:
+        return
+    m, extra, after = _moves.c, _event_data(now, actor), -1
+    # Keyset batches need the index: without it every batch would re-scan and sort the whole table.
+    await session.execute(text("CREATE INDEX analytics_moves_customer ON analytics_moves (customer_id)"))
     while True:
-        rows = (await session.execute(select(m.customer_id, m.from_stage, m.to_stage)
-                                      .where(m.customer_id > after).order_by(m.customer_id)
-                                      .limit(EVENT_BATCH))).all()
-        if not rows:
+        batch = (await session.execute(select(m.customer_id, m.from_stage, m.to_stage).where(m.customer_id > after)
+                                       .order_by(m.customer_id).limit(EVENT_BATCH))).all()
+        if not batch:
             return
-        await publish_many(session, [
-            Event(STAGE_CHANGED, int(cid), data={"from_stage": a, "to_stage": b, "cause": "classifier",
-                                                 "actor": actor, "at": now.isoformat()})
-            for cid, a, b in rows], handlers)
-        after = int(rows[-1][0])
+        for customer_id, from_stage, to_stage in batch:
+            data = {"from_stage": from_stage, "to_stage": to_stage, **extra}
+            event = Event(STAGE_CHANGED, int(customer_id), data=data)
+            for handler in handlers:
+                await handler(session, event)
+        after = int(batch[-1][0])

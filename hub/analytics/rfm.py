@@ -2,17 +2,19 @@
 
 Quintiles come from NTILE(5) window functions (SQLite >= 3.25 and PostgreSQL) over the customers
 who bought at least once; 5 is best (most recent, most frequent, highest spend), 0 means no purchase.
-Ties are broken by customer id so a run is deterministic.
+Ties are broken by customer id so a run is deterministic. The query holds only what the rules
+test: each quintile costs a sort of every buying customer, each other figure a join.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import date
 from typing import Any
 
-from sqlalchemy import JSON, Float, Integer, String, cast, func, literal, select, type_coerce
+from sqlalchemy import JSON, BigInteger, Float, Integer, String, case, cast, func, literal, select, type_coerce
 from sqlalchemy.engine import Dialect
-from sqlalchemy.sql import Subquery
+from sqlalchemy.sql import Select, Subquery
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col
 
@@ -48,70 +50,107 @@ def days_between(later: date, earlier: ColumnElement[Any], dialect: Dialect) -> 
     return literal(later) - earlier
 
 
-def _purchases(today: date, dialect: Dialect) -> Subquery:
-    """One row per buying customer: last date, counts, spend and the three quintiles."""
-    last = func.max(Stay.stay_date)
-    frequency = func.count()
-    spend = func.sum(Stay.amount_cents)
-    stays = func.sum(func.coalesce(cast(col(Stay.kind) == "stay", Integer), 0))
-    return (
-        select(
-            col(Stay.customer_id).label("customer_id"),
-            days_between(today, last, dialect).label("recency_days"),
-            frequency.label("frequency"), stays.label("stays"), spend.label("monetary_cents"),
-            func.ntile(5).over(order_by=(last, col(Stay.customer_id))).label("r"),
-            func.ntile(5).over(order_by=(frequency, col(Stay.customer_id))).label("f"),
-            func.ntile(5).over(order_by=(spend, col(Stay.customer_id))).label("m"),
-        )
-        .group_by(col(Stay.customer_id))
-        .subquery("purchases")
-    )
+def as_customer_id(value: ColumnElement[Any], dialect: Dialect) -> ColumnElement[Any]:
+    """A text value as an integer id when it is one written plainly ("42", not "042" or "4x"), else NULL."""
+    if dialect.name == "sqlite":
+        number = cast(value, Integer)
+        return case((cast(number, String) == value, number))
+    # At most 18 digits, so the cast can never overflow a bigint.
+    return case((value.regexp_match("^[1-9][0-9]{0,17}$"), cast(value, BigInteger)))
 
 
-def features(today: date, dialect: Dialect) -> Subquery:
-    """Every live customer with its RFM, survey, complaint and referral figures; missing ones are 0."""
-    bought = _purchases(today, dialect)
-    surveys = (select(col(Survey.customer_id).label("customer_id"), func.avg(Survey.score).label("score"))
-               .where(col(Survey.score).is_not(None)).group_by(col(Survey.customer_id)).subquery("surveys"))
-    complaints = (select(col(Complaint.customer_id).label("customer_id"), func.count().label("n"))
-                  .group_by(col(Complaint.customer_id)).subquery("complaints"))
-    referrer = type_coerce(Customer.attributes, JSON)["referred_by"].as_string()
-    referrals = (select(referrer.label("referrer"), func.count().label("n"))
-                 .where(referrer.is_not(None)).group_by(referrer).subquery("referrals"))
+# The columns of `features()` each field reads; the purchase figures are NULL-free (0) but recency.
+_COLUMN = {
+    "rfm.recency_days": "recency_days", "rfm.frequency": "frequency", "rfm.stays": "stays",
+    "rfm.monetary": "monetary", "rfm.r": "r", "rfm.f": "f", "rfm.m": "m", "survey.score": "survey_score",
+    "complaints.count": "complaints", "referrals.count": "referrals",
+}
+
+
+def _purchases(today: date, dialect: Dialect, wanted: Collection[str]) -> Subquery:
+    """One row per buying customer with the wanted figures among last date, counts, spend and quintiles."""
+    buyer = col(Stay.customer_id)
+    last, frequency, spend = func.max(Stay.stay_date), func.count(), func.sum(Stay.amount_cents)
+    figures: dict[str, ColumnElement[Any]] = {
+        "recency_days": days_between(today, last, dialect),
+        "frequency": frequency,
+        "stays": func.count().filter(col(Stay.kind) == "stay"),
+        "monetary_cents": spend,
+        "r": func.ntile(5).over(order_by=(last, buyer)),
+        "f": func.ntile(5).over(order_by=(frequency, buyer)),
+        "m": func.ntile(5).over(order_by=(spend, buyer)),
+    }
+    chosen = [figure.label(name) for name, figure in figures.items() if name in wanted]
+    return select(buyer.label("customer_id"), *chosen).group_by(buyer).subquery("purchases")
+
+
+def _purchase_columns(bought: Subquery, wanted: Collection[str]) -> list[ColumnElement[Any]]:
     zero = literal(0)
-    return (
-        select(
-            col(Customer.id).label("customer_id"),
-            col(Customer.lifecycle_stage).label("lifecycle_stage"),
-            col(Customer.language).label("language"),
-            col(Customer.tags).label("tags"), col(Customer.attributes).label("attributes"),
-            bought.c.recency_days,
-            func.coalesce(bought.c.frequency, zero).label("frequency"),
-            func.coalesce(bought.c.stays, zero).label("stays"),
-            (cast(func.coalesce(bought.c.monetary_cents, zero), Float) / 100).label("monetary"),
-            func.coalesce(bought.c.r, zero).label("r"),
-            func.coalesce(bought.c.f, zero).label("f"),
-            func.coalesce(bought.c.m, zero).label("m"),
-            cast(surveys.c.score, Float).label("survey_score"),
-            func.coalesce(complaints.c.n, zero).label("complaints"),
-            func.coalesce(referrals.c.n, zero).label("referrals"),
-        )
-        .outerjoin(bought, bought.c.customer_id == col(Customer.id))
-        .outerjoin(surveys, surveys.c.customer_id == col(Customer.id))
-        .outerjoin(complaints, complaints.c.customer_id == col(Customer.id))
-        .outerjoin(referrals, referrals.c.referrer == cast(col(Customer.id), String))
-        .where(col(Customer.merged_into_id).is_(None))
-        .subquery("features")
-    )
+    columns: list[ColumnElement[Any]] = []
+    for name in ("recency_days", "frequency", "stays", "r", "f", "m"):
+        if name in wanted:
+            column = bought.c[name]
+            columns.append(column if name == "recency_days" else func.coalesce(column, zero).label(name))
+    if "monetary" in wanted:
+        columns.append((cast(func.coalesce(bought.c.monetary_cents, zero), Float) / 100).label("monetary"))
+    return columns
+
+
+def _surveys() -> Subquery:
+    return (select(col(Survey.customer_id).label("customer_id"), func.avg(Survey.score).label("score"))
+            .where(col(Survey.score).is_not(None)).group_by(col(Survey.customer_id)).subquery("surveys"))
+
+
+def _complaints() -> Subquery:
+    return (select(col(Complaint.customer_id).label("customer_id"), func.count().label("n"))
+            .group_by(col(Complaint.customer_id)).subquery("complaints"))
+
+
+def _referrals(dialect: Dialect) -> Subquery:
+    # Grouped by the referrer's id as a number, so the join below compares integers, not id::text.
+    referrer = as_customer_id(type_coerce(Customer.attributes, JSON)["referred_by"].as_string(), dialect)
+    return (select(referrer.label("customer_id"), func.count().label("n"))
+            .where(referrer.is_not(None)).group_by(referrer).subquery("referrals"))
+
+
+def features(today: date, dialect: Dialect, used: Collection[str] | None = None) -> Subquery:
+    """Every live customer with the RFM, survey, complaint and referral figures the `used` fields need (all if None).
+
+    Missing figures are 0; survey score and recency stay NULL when there is nothing to measure.
+    """
+    wanted = {_COLUMN[name] for name in (_COLUMN if used is None else used) if name in _COLUMN}
+    row: list[ColumnElement[Any]] = [
+        col(Customer.id).label("customer_id"), col(Customer.lifecycle_stage).label("lifecycle_stage"),
+        col(Customer.language).label("language"), col(Customer.tags).label("tags"),
+        col(Customer.attributes).label("attributes")]
+    query = select(*row)
+    if wanted & {"recency_days", "frequency", "stays", "monetary", "r", "f", "m"}:
+        bought = _purchases(today, dialect, wanted | ({"monetary_cents"} if "monetary" in wanted else set()))
+        query = _joined(query, bought, _purchase_columns(bought, wanted))
+    zero = literal(0)
+    if "survey_score" in wanted:
+        surveys = _surveys()
+        query = _joined(query, surveys, [cast(surveys.c.score, Float).label("survey_score")])
+    if "complaints" in wanted:
+        complaints = _complaints()
+        query = _joined(query, complaints, [func.coalesce(complaints.c.n, zero).label("complaints")])
+    if "referrals" in wanted:
+        referrals = _referrals(dialect)
+        query = _joined(query, referrals, [func.coalesce(referrals.c.n, zero).label("referrals")])
+    return query.where(col(Customer.merged_into_id).is_(None)).subquery("features")
+
+
+def _joined(query: Select[Any], part: Subquery, columns: list[ColumnElement[Any]]) -> Select[Any]:
+    """`query` left-joined to a per-customer subquery on its customer_id, with these of its columns added."""
+    return query.add_columns(*columns).outerjoin(part, part.c.customer_id == col(Customer.id))
 
 
 def columns(scored: Subquery) -> Columns:
-    """The condition-language field names mapped onto the columns of `features()`."""
+    """The condition-language field names mapped onto the columns `features()` selected."""
     c = scored.c
-    return {
-        "rfm.recency_days": c.recency_days, "rfm.frequency": c.frequency, "rfm.stays": c.stays,
-        "rfm.monetary": c.monetary, "rfm.r": c.r, "rfm.f": c.f, "rfm.m": c.m,
-        "survey.score": c.survey_score, "complaints.count": c.complaints, "referrals.count": c.referrals,
+    mapped: dict[str, ColumnElement[Any] | SqlField] = {
+        field: c[column] for field, column in _COLUMN.items() if column in c}
+    return mapped | {
         "customer.lifecycle_stage": c.lifecycle_stage, "customer.language": c.language,
         "customer.tags": SqlField(c.tags, "json_list"), "customer.attributes": SqlField(c.attributes, "json_object"),
     }

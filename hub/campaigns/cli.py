@@ -15,9 +15,11 @@ from hub.campaigns import lifecycle, scheduler, service, stats
 from hub.campaigns.config import CampaignConfig
 from hub.campaigns.jobs import context
 from hub.campaigns.render import load_sources
-from hub.campaigns.templates import customer_context, pick_variant, render
+from hub.campaigns.templates import Rendered, customer_context, pick_variant, render
+from hub.core.delivery import TEST_MESSAGE_ID
 from hub.core.envelopes import Address, AddressKind, Channel, Outbound
-from hub.settings import SettingsError, load_settings
+from hub.core.identity import InvalidAddress, normalise_email, normalise_phone
+from hub.settings import Settings, SettingsError, load_settings
 from hub.store.models import Campaign, Customer
 
 T = TypeVar("T")
@@ -141,31 +143,59 @@ def tick() -> None:
     _echo(_run(work))
 
 
+def _test_recipient(channel: str, to: str, region: str) -> str:
+    """The test address in the form the channel's sender needs (E.164 for SMS and WhatsApp)."""
+    try:
+        return normalise_email(to) if channel == "email" else normalise_phone(to, region)
+    except InvalidAddress as exc:
+        raise click.BadParameter(str(exc), param_hint="--to") from None
+
+
+def _test_outbound(row: Campaign, out: Rendered, to: str, settings: Settings) -> Outbound:
+    """The test message: email is marked [TEST] in its subject; a text goes out as customers get it."""
+    assert row.id is not None
+    if row.channel == "email":
+        return Outbound(
+            channel=Channel.EMAIL, message_id=TEST_MESSAGE_ID, sender=Address(AddressKind.EMAIL, settings.smtp_from),
+            recipient=Address(AddressKind.EMAIL, to), body_text=out.body_text,
+            subject=f"[TEST] {out.subject or ''}".strip(), body_html=out.body_html,
+            headers=(("X-Hub-Campaign-Test", str(row.id)),))
+    return Outbound(channel=Channel(row.channel), message_id=TEST_MESSAGE_ID,
+                    sender=Address(AddressKind.PHONE, settings.twilio_from or ""),
+                    recipient=Address(AddressKind.PHONE, to), body_text=out.body_text)
+
+
+async def _render_test(rt: hub_runtime.Runtime, campaign_id: int, customer_id: int,
+                       to: str) -> tuple[Campaign, Rendered]:
+    async with rt.factory() as session:
+        row, customer = await session.get(Campaign, campaign_id), await session.get(Customer, customer_id)
+        if row is None or customer is None:
+            raise click.ClickException("no such campaign or customer")
+        sources = (await load_sources(session, [row.template_name], row.channel)).get(row.template_name, [])
+    source = pick_variant(sources, customer.language)
+    if source is None:
+        raise click.ClickException(f"no {row.channel} template {row.template_name!r}")
+    kind = "email" if row.channel == "email" else "phone"
+    return row, render(source, customer_context(customer.model_dump(), {kind: to}, None,
+                                                {"id": row.id, "name": row.name},
+                                                {"unsubscribe_url": f"{rt.settings.public_url}/u/test"}))
+
+
 @campaign.command("send-test")
 @click.argument("campaign_id", type=int)
 @click.option("--customer-id", type=int, required=True, help="Personalise as this customer.")
-@click.option("--to", "to", required=True, help="Send to this address instead of the customer's.")
+@click.option("--to", "to", required=True, help="Send to this address or number instead of the customer's.")
 def send_test(campaign_id: int, customer_id: int, to: str) -> None:
-    """Render the campaign for one customer and send it to a test address (nothing is recorded)."""
+    """Render the campaign for one customer and send it to a test address or number (nothing is recorded)."""
     async def work(rt: hub_runtime.Runtime) -> str:
-        async with rt.factory() as session:
-            row, customer = await session.get(Campaign, campaign_id), await session.get(Customer, customer_id)
-            if row is None or customer is None:
-                raise click.ClickException("no such campaign or customer")
-            sources = (await load_sources(session, [row.template_name], row.channel)).get(row.template_name, [])
-        source = pick_variant(sources, customer.language)
-        if source is None:
-            raise click.ClickException(f"no {row.channel} template {row.template_name!r}")
-        out = render(source, customer_context(customer.model_dump(), {}, None, {"id": row.id, "name": row.name},
-                                              {"unsubscribe_url": f"{rt.settings.public_url}/u/test"}))
-        kind = AddressKind.EMAIL if row.channel == "email" else AddressKind.PHONE
+        row, out = await _render_test(rt, campaign_id, customer_id, to)
         sender = rt.jobs.senders.get(row.channel)
         if sender is None:
             raise click.ClickException(f"no sender configured for {row.channel}")
-        result = await sender.send(Outbound(
-            channel=Channel(row.channel), message_id=0, sender=Address(kind, rt.settings.smtp_from),
-            recipient=Address(kind, to), body_text=out.body_text, subject=f"[TEST] {out.subject or ''}".strip(),
-            body_html=out.body_html, headers=(("X-Hub-Campaign-Test", str(campaign_id)),)))
-        return "sent" if result.ok else f"failed: {result.detail}"
+        address = _test_recipient(row.channel, to, rt.settings.default_region)
+        result = await sender.send(_test_outbound(row, out, address, rt.settings))
+        if not result.ok:
+            return f"failed: {result.detail}"
+        return f"sent ({out.segments} SMS segment{'s' if out.segments > 1 else ''})" if out.segments else "sent"
 
     click.echo(_run(work))

@@ -15,8 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from hub.campaigns.config import FrequencyCap
-from hub.core.delivery import suppress
-from hub.store.models import CampaignEvent, CampaignRecipient, Consent, Suppression
+from hub.core.delivery import MARKETING_ONLY, UNSUBSCRIBED, suppress
+from hub.store.models import AuditEvent, CampaignEvent, CampaignRecipient, Consent, Suppression, TimelineEntry
 from hub.store.types import utcnow
 
 
@@ -41,12 +41,14 @@ async def latest_consent(session: AsyncSession, customer_ids: Sequence[int], cha
     return {int(customer_id): bool(granted) for customer_id, granted in rows}
 
 
-async def suppressed(session: AsyncSession, channel: str, addresses: Sequence[str]) -> set[str]:
-    """Addresses on the suppression list for this channel (hard bounces, STOP, complaints)."""
-    rows = await session.execute(
-        select(col(Suppression.address))
-        .where(col(Suppression.channel) == channel, col(Suppression.address).in_(addresses))
-    )
+async def suppressed(session: AsyncSession, channel: str, addresses: Sequence[str],
+                     purpose: str = "marketing") -> set[str]:
+    """Addresses suppressed on this channel for this purpose (an unsubscribe stops marketing only)."""
+    query = select(col(Suppression.address)).where(col(Suppression.channel) == channel,
+                                                   col(Suppression.address).in_(addresses))
+    if purpose != "marketing":
+        query = query.where(col(Suppression.reason).not_in(MARKETING_ONLY))
+    rows = await session.execute(query)
     return {str(a) for a in rows.scalars()}
 
 
@@ -80,7 +82,7 @@ async def refusals(session: AsyncSession, policy: Policy, rows: Sequence[Candida
     now = now or utcnow()
     customer_ids = [r.customer_id for r in rows]
     consent = await latest_consent(session, customer_ids, policy.channel, policy.purpose)
-    blocked = await suppressed(session, policy.channel, [r.address for r in rows])
+    blocked = await suppressed(session, policy.channel, [r.address for r in rows], policy.purpose)
     counts = (await recent_counts(session, customer_ids, policy.cap, exclude_campaign=policy.campaign_id, now=now)
               if policy.cap else {})
     why: dict[int, str] = {}
@@ -97,16 +99,27 @@ async def refusals(session: AsyncSession, policy: Policy, rows: Sequence[Candida
 
 async def unsubscribe(session: AsyncSession, recipient: CampaignRecipient, *, source: str,
                       detail: str | None = None) -> bool:
-    """Withdraw marketing consent on the recipient's channel; False when it was already withdrawn."""
+    """Withdraw marketing consent on the recipient's channel and suppress the address for marketing.
+
+    Audited and put on the customer's timeline; False (and nothing written) when already withdrawn.
+    """
     current = await latest_consent(session, [recipient.customer_id], recipient.channel, "marketing")
     if current.get(recipient.customer_id) is False:
         return False
     now = utcnow()
+    assert recipient.id is not None
     session.add(Consent(customer_id=recipient.customer_id, channel=recipient.channel, purpose="marketing",
                         granted=False, source=source, detail=detail, at=now))
-    assert recipient.id is not None
     session.add(CampaignEvent(campaign_id=recipient.campaign_id, recipient_id=recipient.id, variant=recipient.variant,
                               kind="unsubscribed", detail=source, at=now))
+    await suppress(session, recipient.channel, recipient.address, reason=UNSUBSCRIBED, detail=source)
+    facts = {"channel": recipient.channel, "purpose": "marketing", "granted": False, "source": source,
+             "campaign_id": recipient.campaign_id, "recipient_id": recipient.id}
+    session.add(AuditEvent(actor=f"customer:{recipient.customer_id}", action="consent.withdrawn", entity="customer",
+                           entity_id=recipient.customer_id, data={**facts, "detail": detail}, at=now))
+    session.add(TimelineEntry(customer_id=recipient.customer_id, kind="consent", channel=recipient.channel,
+                              summary=f"Unsubscribed from {recipient.channel} marketing ({source})", data=facts,
+                              occurred_at=now))
     await session.flush()
     return True
 

@@ -24,7 +24,16 @@ from hub.core.replies import email_message_id
 from hub.core.threading import new_thread_token
 from hub.settings import Settings
 from hub.store.engine import SessionFactory
-from hub.store.models import Campaign, CampaignRecipient, Case, Conversation, Customer, Message, TimelineEntry
+from hub.store.models import (
+    Campaign,
+    CampaignEvent,
+    CampaignRecipient,
+    Case,
+    Conversation,
+    Customer,
+    Message,
+    TimelineEntry,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,7 +184,7 @@ async def _messages(session: AsyncSession, rows: list[_Row], campaign: Campaign,
 
 
 def _outbound(row: _Row, campaign: Campaign, config: CampaignConfig, settings: Settings,
-              conversation: Conversation) -> Outbound:
+              conversation: Conversation, purpose: str) -> Outbound:
     r, message = row.recipient, row.message
     assert r.id is not None and campaign.id is not None and message is not None and message.id is not None
     headers = render.email_headers(_links(settings, r.id), campaign.id) if r.channel == "email" else ()
@@ -185,7 +194,7 @@ def _outbound(row: _Row, campaign: Campaign, config: CampaignConfig, settings: S
         recipient=Address(kind, r.address, row.customer.display_name or None), body_text=message.body_text,
         subject=message.subject, body_html=message.body_html, headers=headers, external_id=message.external_id,
         meta={"thread_token": conversation.thread_token, "campaign_id": campaign.id, "recipient_id": r.id,
-              "bulk": True, "segments": row.rendered.segments},
+              "bulk": True, "purpose": purpose, "variant": r.variant, "segments": row.rendered.segments},
     )
 
 
@@ -210,8 +219,11 @@ async def prepare(factory: SessionFactory, settings: Settings, campaign: Campaig
                                await _cases(session, [r.recipient.customer_id for r in live]))
         for reason in sorted(set(refused.values())):
             await _mark(session, [rid for rid, why in refused.items() if why == reason], "skipped", reason)
+        variants = {r.recipient.id: r.recipient.variant for r in live}
         for rid, why in problems.items():
             await _mark(session, [rid], "failed", why)
+            session.add(CampaignEvent(campaign_id=campaign.id, recipient_id=rid, variant=variants.get(rid),
+                                      kind="failed", detail=why))
         ready = [r for r in live if r.recipient.id not in problems]
         out.skipped, out.failed = len(refused), len(problems)
         if not ready:
@@ -219,5 +231,6 @@ async def prepare(factory: SessionFactory, settings: Settings, campaign: Campaig
         conversations = await _messages(session, ready, campaign, config, settings)
         for row in ready:
             out.items.append(Item(int(row.recipient.id or 0), row.recipient.attempts,
-                                  _outbound(row, campaign, config, settings, conversations[row.recipient.customer_id])))
+                                  _outbound(row, campaign, config, settings, conversations[row.recipient.customer_id],
+                                            purpose)))
     return out

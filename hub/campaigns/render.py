@@ -33,7 +33,8 @@ class Links:
         return f"{self.public_url}/u/{tokens.sign(self.secret, 'unsub', self.recipient_id)}"
 
     def unsubscribe_mailto(self) -> str:
-        return f"mailto:unsubscribe+{tokens.sign(self.secret, 'unsub', self.recipient_id)}@{self.mail_domain}"
+        token = tokens.sign_address(self.secret, "unsub", self.recipient_id)
+        return f"mailto:{tokens.UNSUBSCRIBE_LOCAL}+{token}@{self.mail_domain}?subject=unsubscribe"
 
     def open_url(self) -> str:
         return f"{self.public_url}/t/o/{tokens.sign(self.secret, 'open', self.recipient_id)}.gif"

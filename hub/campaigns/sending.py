@@ -30,7 +30,7 @@ from hub.core.envelopes import Outbound, SendResult
 from hub.core.jobs import PermanentError, Sender, TransientError, backoff_seconds
 from hub.settings import Settings
 from hub.store.engine import SessionFactory
-from hub.store.models import Campaign, CampaignRecipient, Message
+from hub.store.models import Campaign, CampaignEvent, CampaignRecipient, Message
 from hub.store.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -116,6 +116,7 @@ async def _record(sc: SendContext, prepared: Prepared, results: Sequence[SendRes
     messages: list[dict[str, Any]] = []
     retry: list[tuple[int, int, datetime]] = []
     bounced: list[int] = []
+    failed: list[CampaignEvent] = []
     for item, result in zip(prepared.items, results, strict=True):
         row: dict[str, Any] = {"id": item.recipient_id, "claimed_at": None, "worker": None}
         if result.ok:
@@ -128,6 +129,9 @@ async def _record(sc: SendContext, prepared: Prepared, results: Sequence[SendRes
             row.update(status="failed", error=f"{result.code or ''} {result.detail}".strip()[:2000])
             messages.append({"id": item.outbound.message_id, "delivery_status": "failed",
                              "delivery_detail": result.detail[:2000]})
+            failed.append(CampaignEvent(campaign_id=prepared.campaign_id, recipient_id=item.recipient_id,
+                                        variant=item.outbound.meta.get("variant"), kind="failed",
+                                        detail=row["error"], at=now))
             if result.permanent and _hard_bounce(item.outbound, result):
                 bounced.append(item.recipient_id)
         else:
@@ -140,6 +144,7 @@ async def _record(sc: SendContext, prepared: Prepared, results: Sequence[SendRes
     async with sc.factory() as session, session.begin():
         await _bulk_update(session, CampaignRecipient, rows)
         await _bulk_update(session, Message, messages)
+        session.add_all(failed)
         for rid in bounced:
             recipient = await session.get(CampaignRecipient, rid)
             if recipient is not None:

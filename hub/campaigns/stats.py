@@ -54,17 +54,20 @@ async def totals(session: AsyncSession, campaign_id: int) -> dict[str, Any]:
 
 
 async def series(session: AsyncSession, campaign_id: int, size: Bucket = "hour") -> list[dict[str, Any]]:
-    """One point per bucket: sent, failed and every event kind (distinct recipients)."""
+    """One point per bucket: sent (when it left, whatever came back later) and every event kind.
+
+    Events count distinct recipients; `failed` and `bounced` are events too, so a bounce that
+    arrives days later shows in the bucket it arrived in.
+    """
     dialect = session.get_bind().dialect.name
     points: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(SERIES, 0))
     sent_b = bucket_of(CampaignRecipient.sent_at, size, dialect)
     rows = await session.execute(
-        select(sent_b, col(CampaignRecipient.status), func.count())
+        select(sent_b, func.count())
         .where(col(CampaignRecipient.campaign_id) == campaign_id, col(CampaignRecipient.sent_at).is_not(None))
-        .group_by(sent_b, col(CampaignRecipient.status)))
-    for at, status, n in rows:
-        if status in ("sent", "failed"):
-            points[str(at)][status] += int(n)
+        .group_by(sent_b))
+    for at, n in rows:
+        points[str(at)]["sent"] += int(n)
     ev_b = bucket_of(CampaignEvent.at, size, dialect)
     events = await session.execute(
         select(ev_b, col(CampaignEvent.kind), func.count(func.distinct(col(CampaignEvent.recipient_id))))

@@ -1,4 +1,9 @@
-"""HMAC-signed tokens for unsubscribe, open and click links (keyed by HUB_SECRET_KEY)."""
+"""HMAC-signed tokens for unsubscribe, open and click links (keyed by HUB_SECRET_KEY).
+
+Link tokens are base64 (short URLs); address tokens, put in the local part of a mailto address,
+are lower-case hex, because mail servers may change the case of an address (Postfix lower-cases
+the one it writes into Delivered-To).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ import hashlib
 import hmac
 
 _SIG_BYTES = 12  # 96 bits: unguessable, and keeps links short
+UNSUBSCRIBE_LOCAL = "unsubscribe"  # local part of the List-Unsubscribe mailto: unsubscribe+<token>@mail_domain
 
 
 class BadToken(ValueError):
@@ -42,5 +48,25 @@ def verify(secret: str, purpose: str, token: str, extra: str = "") -> int:
     except ValueError:
         raise BadToken("malformed token") from None
     if not hmac.compare_digest(given, _mac(secret, purpose, payload + extra)):
+        raise BadToken("bad signature")
+    return int(payload)
+
+
+def sign_address(secret: str, purpose: str, recipient_id: int) -> str:
+    """A case-insensitive token for the `local+<token>@domain` part of a mailto address."""
+    payload = str(recipient_id)
+    return f"{payload}.{_mac(secret, purpose, payload).hex()}"
+
+
+def verify_address(secret: str, purpose: str, token: str) -> int:
+    """The recipient id inside an address token, whatever case it arrives in; BadToken otherwise."""
+    payload, _, sig = token.strip().lower().partition(".")
+    if not payload.isdigit() or len(sig) != 2 * _SIG_BYTES:
+        raise BadToken("malformed token")
+    try:
+        given = bytes.fromhex(sig)
+    except ValueError:
+        raise BadToken("malformed token") from None
+    if not hmac.compare_digest(given, _mac(secret, purpose, payload)):
         raise BadToken("bad signature")
     return int(payload)

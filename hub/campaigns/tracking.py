@@ -1,4 +1,4 @@
-"""Opens, clicks and replies recorded against the campaign recipient they belong to."""
+"""Opens, clicks, replies and late delivery news recorded against the campaign recipient they belong to."""
 
 from __future__ import annotations
 
@@ -8,11 +8,17 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from hub.core.events import MESSAGE_RECEIVED, Event
+from hub.core.delivery import suppress
+from hub.core.events import DELIVERY_UPDATED, MESSAGE_RECEIVED, Event
 from hub.store.models import CampaignEvent, CampaignRecipient, Message
 from hub.store.types import utcnow
 
 REPLY_WINDOW = timedelta(days=14)
+# Delivery state of a sent message -> recipient status and the event the stats count.
+_LATE_FAILURES = {"bounced": "bounced", "failed": "failed", "undelivered": "failed"}
+_RECEIVED = frozenset({"delivered", "read"})
+# Rows whose send result is recorded already; a `sending` row gets it from the sender in a moment.
+_RECORDED = frozenset({"sent", "failed", "bounced"})
 
 
 async def record(session: AsyncSession, recipient: CampaignRecipient, kind: str, detail: str | None = None) -> bool:
@@ -58,3 +64,36 @@ async def on_reply(session: AsyncSession, event: Event) -> None:
     recipient = await _replied_to(session, message)
     if recipient is not None:
         await record(session, recipient, "replied", f"message {message.id}")
+
+
+async def _recipient_of(session: AsyncSession, message_id: int) -> CampaignRecipient | None:
+    """The campaign recipient a message was sent for (its headers name it), or None."""
+    message = await session.get(Message, message_id)
+    recipient_id = message.headers.get("recipient_id") if message is not None else None
+    if recipient_id is None:
+        return None
+    recipient = await session.get(CampaignRecipient, int(recipient_id))
+    return recipient if recipient is not None and recipient.message_id == message_id else None
+
+
+async def on_delivery(session: AsyncSession, event: Event) -> None:
+    """Event handler: a receipt, bounce or failure of a campaign message counts, however late it arrives."""
+    if event.type != DELIVERY_UPDATED or event.message_id is None:
+        return
+    recipient = await _recipient_of(session, event.message_id)
+    if recipient is None:
+        return
+    new, reason = str(event.data.get("new")), event.data.get("reason")
+    if new in _RECEIVED:
+        if recipient.status == "failed" and recipient.sent_at is not None:
+            recipient.status = "sent"  # a handset receipt beats a carrier's interim failure
+        await record(session, recipient, "delivered")
+        return
+    status = _LATE_FAILURES.get(new)
+    if status is None:
+        return
+    if recipient.status in _RECORDED:
+        recipient.status, recipient.error = status, reason
+    if status == "bounced":
+        await suppress(session, recipient.channel, recipient.address, reason="hard_bounce", detail=reason)
+    await record(session, recipient, status, reason)

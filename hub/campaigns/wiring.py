@@ -1,4 +1,4 @@
-"""Start-up hook: the campaign SendContext (queue, throttle, senders) and the reply tracker."""
+"""Start-up hook: the campaign SendContext (queue, throttle, senders), trackers and mail unsubscribes."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Iterator, Mapping
 
 from hub import runtime as hub_runtime
-from hub.campaigns import tracking
+from hub.campaigns import mailto, tracking
 from hub.campaigns.jobs import CONTEXT_KEY, embedded_loop
 from hub.campaigns.queue import ArqBatchQueue, BatchQueue, LocalBatchQueue
 from hub.campaigns.sending import SendContext, send_batch
@@ -33,8 +33,10 @@ class LiveSenders(Mapping[str, Sender]):
 @hub_runtime.plugin
 def wire_campaigns(runtime: hub_runtime.Runtime) -> None:
     """Shared Redis throttle and arq batches with Redis; in-process equivalents without it."""
-    if tracking.on_reply not in runtime.handlers:
-        runtime.handlers.append(tracking.on_reply)
+    for handler in (tracking.on_reply, tracking.on_delivery):
+        if handler not in runtime.handlers:
+            runtime.handlers.append(handler)
+    runtime.extras[hub_runtime.UNSUBSCRIBE_MAIL] = mailto.unsubscribe_by_mail
     settings = runtime.settings
     bucket: Bucket = RedisBucket(runtime.redis) if runtime.redis is not None else LocalBucket()
     throttle = Throttle(bucket, dict(settings.campaign_rates), burst=settings.campaign_burst)

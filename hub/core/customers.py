@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, TypeVar
 
-from sqlalchemy import insert, update
+from sqlalchemy import select as sa_select
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from hub.core.envelopes import Address
 from hub.core.identity import identity_key
+from hub.store.bulk import DriverStatement, pairs_in, session_binder
 from hub.store.ids import allocate
 from hub.store.models import (
     AuditEvent,
@@ -126,16 +127,11 @@ async def resolve_many(
     """
     wanted = {identity_key(a): a for a in addresses}
     known: dict[tuple[str, str], int] = {}
-    by_kind: dict[str, list[str]] = {}
-    for kind, value in wanted:
-        by_kind.setdefault(kind, []).append(value)
-    for kind, values in by_kind.items():
-        for chunk in _chunks(values, 500):
-            found = await session.execute(  # kind = ? AND value IN (...) walks the unique index
-                select(Identity.value, Identity.customer_id)
-                .where(col(Identity.kind) == kind, col(Identity.value).in_(chunk))
-            )
-            known.update({(kind, value): cid for value, cid in found.all()})
+    identity = table(Identity).c
+    for where in pairs_in(identity.kind, identity.value, wanted):
+        # kind = ? AND value IN (...), OR'd per kind, walks the unique index
+        found = await session.execute(sa_select(identity.kind, identity.value, identity.customer_id).where(where))
+        known.update({(kind, value): cid for kind, value, cid in found.all()})
     missing = [key for key in wanted if key not in known]
     if missing:
         new = await _create_many(session, [(key, wanted[key]) for key in missing], contact_at or {})
@@ -145,28 +141,24 @@ async def resolve_many(
     return known
 
 
-T = TypeVar("T")
-
-
-def _chunks(items: list[T], size: int) -> list[list[T]]:
-    return [items[i:i + size] for i in range(0, len(items), size)]
+_CUSTOMER = DriverStatement.insert(table(Customer), (
+    "id", "display_name", "language", "timezone", "lifecycle_stage", "tags", "attributes", "created_at", "updated_at",
+    "last_contact_at"))
+_IDENTITY = DriverStatement.insert(table(Identity), ("customer_id", "kind", "value", "created_at"))
+_STAGE_CHANGE = DriverStatement.insert(table(StageChange), ("customer_id", "to_stage", "cause", "changed_at"))
 
 
 async def _create_many(
     session: AsyncSession, new: list[tuple[tuple[str, str], Address]], contact_at: Mapping[tuple[str, str], datetime]
 ) -> dict[tuple[str, str], int]:
-    now = utcnow()
+    bind = session_binder(session)
+    now, no_tags, no_attributes = bind.time(utcnow()), bind.json([]), bind.json({})
     ids = await allocate(session, "customer", len(new))
-    rows: list[dict[str, Any]] = [{"id": cid, "display_name": address.name or address.value, "language": "it",
-             "timezone": "Europe/Rome", "lifecycle_stage": "prospect", "tags": [], "attributes": {},
-             "created_at": now, "updated_at": now, "last_contact_at": contact_at.get(key)}
-            for cid, (key, address) in zip(ids, new, strict=True)]
-    await session.execute(insert(table(Customer)), rows)
-    await session.execute(insert(table(Identity)), [
-        {"customer_id": cid, "kind": key[0], "value": key[1], "created_at": now}
-        for (key, _), cid in zip(new, ids, strict=True)
+    await _CUSTOMER.run(session, [
+        (cid, address.name or address.value, "it", "Europe/Rome", "prospect", no_tags, no_attributes, now, now,
+         bind.time(contact_at.get(key)))
+        for cid, (key, address) in zip(ids, new, strict=True)
     ])
-    await session.execute(insert(table(StageChange)), [
-        {"customer_id": cid, "to_stage": "prospect", "cause": "created", "changed_at": now} for cid in ids
-    ])
+    await _IDENTITY.run(session, [(cid, kind, value, now) for ((kind, value), _), cid in zip(new, ids, strict=True)])
+    await _STAGE_CHANGE.run(session, [(cid, "prospect", "created", now) for cid in ids])
     return {key: cid for (key, _), cid in zip(new, ids, strict=True)}

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import or_
+from sqlalchemy import String, bindparam, func, literal, or_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from hub.core.envelopes import Address, AddressKind, Channel, DeliveryState, DeliveryUpdate, Outbound, SendResult
-from hub.core.jobs import FINISHED, JobContext, PermanentError, TransientError, finish_in
-from hub.store.models import Conversation, Message, OutboxItem, Suppression
+from hub.core.events import DELIVERY_UPDATED, Event, EventHandler, publish
+from hub.core.jobs import FINISHED, JobContext, PermanentError, TransientError, batch_scope, finish_in
+from hub.store.models import Conversation, Message, OutboxItem, Suppression, table
 from hub.store.types import utcnow
 
 # Progress order of the non-terminal states. UNDELIVERED sits below DELIVERED on purpose: a late
@@ -23,6 +25,12 @@ _RANK = {
 }
 _HARD_FAILURES = frozenset({DeliveryState.FAILED, DeliveryState.BOUNCED})
 _RECEIVED = frozenset({DeliveryState.DELIVERED, DeliveryState.READ})
+# Suppression reasons: an unsubscribe stops marketing only; a STOP, a hard bounce or a complaint
+# stops every message to the address.
+UNSUBSCRIBED = "unsubscribed"
+MARKETING_ONLY = frozenset({UNSUBSCRIBED})
+# Outbound.message_id of a test send (`hub campaign send-test`): nothing is stored for it.
+TEST_MESSAGE_ID = 0
 DONE = {DeliveryState.SENT, DeliveryState.DELIVERED, DeliveryState.READ, DeliveryState.UNDELIVERED,
         DeliveryState.FAILED, DeliveryState.BOUNCED}
 
@@ -64,6 +72,11 @@ def to_outbound(message: Message, conversation: Conversation) -> Outbound:
 
 
 async def _load(ctx: JobContext, message_id: int) -> tuple[Message, Conversation]:
+    if (scope := batch_scope()) is not None:  # one query for the whole batch
+        found = (await scope.shared("delivery.load", lambda items: _load_many(ctx, items))).get(message_id)
+        if found is None:
+            raise PermanentError(f"message {message_id} no longer exists")
+        return found
     async with ctx.factory() as session:
         message = await session.get(Message, message_id)
         if message is None:
@@ -73,10 +86,50 @@ async def _load(ctx: JobContext, message_id: int) -> tuple[Message, Conversation
         return message, conversation
 
 
+async def _load_many(ctx: JobContext, items: list[OutboxItem]) -> dict[int, tuple[Message, Conversation]]:
+    """The messages of a batch of send_message items, with their conversations, by message id."""
+    ids = {int(value) for item in items if str(value := item.payload.get("message_id", "")).isdigit()}
+    async with ctx.factory() as session:
+        messages = (await session.scalars(select(Message).where(col(Message.id).in_(ids)))).all()
+        wanted = {m.conversation_id for m in messages}
+        conversations = {c.id: c for c in await session.scalars(
+            select(Conversation).where(col(Conversation.id).in_(wanted)))}
+    return {m.id: (m, conversations[m.conversation_id]) for m in messages if m.id is not None}
+
+
+_message = table(Message).c
+# A send result moves a message only forward (see advance()); the allowed prior states per new state.
+_MARK_MANY = {
+    state: table(Message).update()
+    .where(_message.id == bindparam("b_id"),
+           or_(_message.delivery_status.is_(None),
+               _message.delivery_status.in_([literal(s.value) for s in DeliveryState if advances(s.value, state)])))
+    .values(delivery_status=state.value, delivery_detail=bindparam("b_detail"),
+            provider_id=func.coalesce(bindparam("b_provider", type_=String()), _message.provider_id))
+    for state in (DeliveryState.SENT, DeliveryState.FAILED)
+}
+
+
+async def _write_marks(session: AsyncSession, marks: list[tuple[int, DeliveryState, SendResult]]) -> None:
+    """A batch's send results, one executemany per state."""
+    for state, statement in _MARK_MANY.items():
+        rows = [{"b_id": mid, "b_detail": r.detail or None, "b_provider": r.provider_id or None}
+                for mid, s, r in marks if s is state]
+        if rows:
+            await session.execute(statement, rows)
+
+
 async def _mark(
     ctx: JobContext, message_id: int, state: DeliveryState, result: SendResult, done: OutboxItem | None = None
-) -> None:
-    """Record the send on the message and, when given, finish its outbox row in the same transaction."""
+) -> bool:
+    """Record the send on the message and, when given, finish its outbox row in the same transaction.
+
+    In a batch the write is deferred to the batch's recording transaction, which finishes the row
+    itself: False then.
+    """
+    if (scope := batch_scope()) is not None:
+        scope.defer("delivery.marks", (message_id, state, result), _write_marks)
+        return False
     async with ctx.factory() as session, session.begin():
         message = await session.get(Message, message_id)
         if message is not None and advances(message.delivery_status, state):
@@ -85,6 +138,7 @@ async def _mark(
             message.provider_id = result.provider_id or message.provider_id
         if done is not None:
             await finish_in(session, done, {"provider_id": result.provider_id, "detail": result.detail})
+    return done is not None
 
 
 async def send_message(ctx: JobContext, item: OutboxItem) -> dict[str, Any]:
@@ -98,16 +152,22 @@ async def send_message(ctx: JobContext, item: OutboxItem) -> dict[str, Any]:
     result = await sender.send(to_outbound(message, conversation))
     assert message.id is not None
     if result.ok:
-        await _mark(ctx, message.id, DeliveryState.SENT, result, done=item)
-        return {FINISHED: True}
+        finished = await _mark(ctx, message.id, DeliveryState.SENT, result, done=item)
+        return {FINISHED: True} if finished else {"provider_id": result.provider_id, "detail": result.detail}
     if result.permanent:
         await _mark(ctx, message.id, DeliveryState.FAILED, result)
         raise PermanentError(f"{result.code or ''} {result.detail}".strip())
     raise TransientError(result.detail or "transient send failure", retry_after=result.retry_after)
 
 
-async def apply_update(session: AsyncSession, update: DeliveryUpdate) -> Message | None:
-    """Apply a status callback or bounce to the outbound message it concerns; hard bounces suppress."""
+async def apply_update(
+    session: AsyncSession, update: DeliveryUpdate, handlers: Sequence[EventHandler] = ()
+) -> Message | None:
+    """Apply a status callback or bounce to the outbound message it concerns; hard bounces suppress.
+
+    A change of state is published as `delivery.updated` (message id, old and new state, reason),
+    so campaigns can count a bounce that arrives days after the send.
+    """
     found = await session.execute(
         select(Message).where(
             col(Message.direction) == "out",
@@ -115,11 +175,15 @@ async def apply_update(session: AsyncSession, update: DeliveryUpdate) -> Message
         ).limit(1)
     )
     message = found.scalar_one_or_none()
-    if message is not None and advances(message.delivery_status, update.state):
-        message.delivery_status = update.state.value
-        message.delivery_detail = " ".join(filter(None, [update.code, update.detail])) or None
     if update.permanent and update.recipient:
         await suppress(session, update.channel.value, update.recipient, reason="hard_bounce", detail=update.detail)
+    if message is not None and advances(message.delivery_status, update.state):
+        old = message.delivery_status
+        message.delivery_status = update.state.value
+        message.delivery_detail = " ".join(filter(None, [update.code, update.detail])) or None
+        await publish(session, Event(DELIVERY_UPDATED, message.customer_id, message.conversation_id, message.id, data={
+            "old": old, "new": update.state.value, "reason": message.delivery_detail, "code": update.code,
+            "permanent": update.permanent, "channel": update.channel.value}), handlers)
     return message
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import timedelta
 
 from arq import ArqRedis
@@ -33,9 +33,18 @@ class ArqQueue:
 
 
 class InProcessQueue:
-    """Runs outbox items on tasks inside this process (no Redis): same job function, same outbox."""
+    """Runs outbox items on tasks inside this process (no Redis): same job function, same outbox.
 
-    def __init__(self, run: Callable[[int], Awaitable[str]], workers: int = 4) -> None:
+    Jobs share the event loop (and SQLite's one writer) with the web requests, so they give way
+    to foreground work that a caller is waiting on (webhooks: Twilio times out and retries): a
+    worker starts its next job once the foreground has been quiet for `quiet_after` seconds, or
+    after `max_wait` seconds anyway, so the queue still moves under sustained load.
+    """
+
+    def __init__(
+        self, run: Callable[[int], Awaitable[str]], workers: int = 4, *,
+        quiet_after: float = 0.05, max_wait: float = 1.0,
+    ) -> None:
         self._run = run
         self._queue: asyncio.Queue[int] = asyncio.Queue()
         self._queued: set[int] = set()
@@ -43,6 +52,28 @@ class InProcessQueue:
         self._tasks: list[asyncio.Task[None]] = []
         self._timers: set[asyncio.TimerHandle] = set()
         self.completed = 0
+        self._quiet_after, self._max_wait = quiet_after, max_wait
+        self._foreground = 0
+        self._foreground_ended = float("-inf")
+
+    @contextlib.contextmanager
+    def foreground(self) -> Iterator[None]:
+        """Mark work a caller is waiting on; jobs hold back while it runs (see the class docstring)."""
+        self._foreground += 1
+        try:
+            yield
+        finally:
+            self._foreground -= 1
+            self._foreground_ended = asyncio.get_running_loop().time()
+
+    async def _give_way(self) -> None:
+        # Polled in short sleeps: requests come and go faster than an event could say "quiet".
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._max_wait
+        while (now := loop.time()) < deadline:
+            if not self._foreground and now - self._foreground_ended >= self._quiet_after:
+                return
+            await asyncio.sleep(min(self._quiet_after, deadline - now))
 
     async def enqueue(self, item_id: int, *, delay: float = 0.0) -> None:
         if delay > 0:
@@ -66,6 +97,7 @@ class InProcessQueue:
             item_id = await self._queue.get()
             self._queued.discard(item_id)
             try:
+                await self._give_way()
                 await self._run(item_id)
             except Exception:  # one catch point per worker task: keep the dispatcher alive
                 log.exception("in-process job for outbox %s crashed", item_id)

@@ -6,9 +6,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from hub.store.bulk import DriverStatement, session_binder
 from hub.store.models import DomainEvent, table
 from hub.store.types import utcnow
 
@@ -55,13 +55,19 @@ async def publish(session: AsyncSession, event: Event, handlers: Sequence[EventH
         await handler(session, event)
 
 
+_EVENT = DriverStatement.insert(
+    table(DomainEvent), ("type", "conversation_id", "customer_id", "team_id", "payload", "at"))
+
+
 async def publish_many(session: AsyncSession, events: Sequence[Event], handlers: Sequence[EventHandler]) -> None:
     """Store many events in one statement, then run the handlers on each, in order."""
     if not events:
         return
-    await session.execute(insert(table(DomainEvent)), [
-        {"type": e.type, "conversation_id": e.conversation_id, "customer_id": e.customer_id, "team_id": e.team_id,
-         "payload": {"message_id": e.message_id, **e.data}, "at": utcnow()} for e in events
+    bind = session_binder(session)
+    at = bind.time(utcnow())  # one transaction, one moment
+    await _EVENT.run(session, [
+        (e.type, e.conversation_id, e.customer_id, e.team_id, bind.json({"message_id": e.message_id, **e.data}), at)
+        for e in events
     ])
     for event in events:
         for handler in handlers:

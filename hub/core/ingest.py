@@ -17,7 +17,7 @@ from sqlalchemy import bindparam, insert, or_, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col, select
+from sqlmodel import col
 
 from hub.core import customers, threading
 from hub.core.blobs import BlobStore
@@ -33,6 +33,7 @@ from hub.core.events import (
 )
 from hub.core.identity import identity_key
 from hub.store import ids
+from hub.store.bulk import Binder, DriverStatement, Row, pairs_in, session_binder
 from hub.store.engine import SessionFactory
 from hub.store.models import (
     Attachment,
@@ -98,8 +99,8 @@ async def ingest_many(session: AsyncSession, items: list[Inbound], ctx: IngestCo
         owners = await customers.resolve_many(session, [item.sender for _, item in fresh], contact_at=latest,
                                               created=created)
         batch = [(owners[identity_key(item.sender)], idx, item) for idx, item in fresh]
-        placed = await _thread(session, batch, ctx)
-        stored = await _persist(session, placed, ctx, created)
+        placed, reopened = await _thread(session, batch, ctx)
+        stored = await _persist(session, placed, reopened, ctx, created)
         for idx, result in stored.items():
             results[idx] = result
     for idx, first in repeats.items():
@@ -114,18 +115,15 @@ async def _dedupe(
     session: AsyncSession, items: list[Inbound], results: list[IngestResult | None]
 ) -> tuple[list[tuple[int, Inbound]], dict[int, int]]:
     """Split a batch into new messages, already-stored ones (results filled) and in-batch repeats."""
-    by_channel: dict[str, set[str]] = {}
-    for i in items:
-        by_channel.setdefault(i.channel.value, set()).add(i.external_id)
+    keys = {(i.channel.value, i.external_id) for i in items}
     stored: dict[tuple[str, str | None], tuple[int | None, int, int]] = {}
-    for channel, external_ids in by_channel.items():
-        # channel = ? AND external_id IN (...) walks the unique index; a row-value IN would scan
+    message = table(Message).c
+    for where in pairs_in(message.channel, message.external_id, keys):
         found = await session.execute(
-            sa_select(col(Message.external_id), col(Message.id), col(Message.customer_id),
-                      col(Message.conversation_id))
-            .where(col(Message.channel) == channel, col(Message.external_id).in_(external_ids))
+            sa_select(message.channel, message.external_id, message.id, message.customer_id, message.conversation_id)
+            .where(where)
         )
-        stored.update({(channel, ext): (mid, cid, conv) for ext, mid, cid, conv in found.all()})
+        stored.update({(channel, ext): (mid, cid, conv) for channel, ext, mid, cid, conv in found.all()})
     fresh: list[tuple[int, Inbound]] = []
     first_seen: dict[tuple[str, str], int] = {}
     repeats: dict[int, int] = {}
@@ -152,59 +150,81 @@ class _Placed:
     new_conversation: bool
 
 
-async def _thread(session: AsyncSession, batch: list[tuple[int, int, Inbound]], ctx: IngestContext) -> list[_Placed]:
-    """Choose or open each message's conversation; reopen resolved or snoozed ones."""
+async def _thread(
+    session: AsyncSession, batch: list[tuple[int, int, Inbound]], ctx: IngestContext
+) -> tuple[list[_Placed], dict[int, Conversation]]:
+    """Choose or open each message's conversation; reopen resolved or snoozed ones.
+
+    Returns the placed messages and the reopened conversations, which the ORM holds.
+    """
     index = await threading.ThreadIndex.load(session, [(cid, item) for cid, _, item in batch], ctx.thread_window)
     placed: list[_Placed] = []
-    created: list[threading.NewConversation] = []
+    created: list[threading.Thread] = []
+    reopened: dict[int, Conversation] = {}
     for customer_id, idx, item in batch:
         conversation = index.choose(customer_id, item)
         is_new = conversation is None
         if conversation is None:
             conversation = _new_conversation(customer_id, item)
             created.append(conversation)
-        elif isinstance(conversation, Conversation) and conversation.status in ("resolved", "snoozed"):
-            await set_status(session, conversation, "open", actor="customer", handlers=ctx.handlers)
+        elif conversation.status in ("resolved", "snoozed"):
+            reopened[conversation.id or 0] = await _reopen(session, conversation, ctx)
         if item.received_at > conversation.last_message_at:
             conversation.last_message_at = item.received_at
         index.remember(conversation, item)
         placed.append(_Placed(idx, item, customer_id, conversation, is_new))
+    if reopened:
+        await session.flush()  # the status changes are written before this batch's rows, as they happened
     await _insert_conversations(session, created, ctx)
-    return placed
+    return placed, reopened
 
 
-def _new_conversation(customer_id: int, item: Inbound) -> threading.NewConversation:
-    return threading.NewConversation(
+async def _reopen(session: AsyncSession, thread: threading.Thread, ctx: IngestContext) -> Conversation:
+    """A customer wrote to a resolved or snoozed conversation: it is open again, on the timeline too."""
+    conversation = await session.get(Conversation, thread.id)
+    assert conversation is not None
+    await set_status(session, conversation, "open", actor="customer", handlers=ctx.handlers)
+    thread.status = conversation.status
+    return conversation
+
+
+def _new_conversation(customer_id: int, item: Inbound) -> threading.Thread:
+    return threading.Thread(
         customer_id=customer_id, channel=item.channel.value, subject=item.subject,
         thread_token=threading.new_thread_token(), created_at=item.received_at, last_message_at=item.received_at,
         recipient=item.recipient.value,
     )
 
 
-async def _assign_inboxes(session: AsyncSession, created: list[threading.NewConversation]) -> None:
+async def _assign_inboxes(session: AsyncSession, created: list[threading.Thread]) -> None:
     """A new conversation belongs to the inbox (and its team) the customer wrote to."""
     recipients = {c.recipient for c in created}
-    with session.no_autoflush:  # the pending conversation times need not be written for this read
-        found = await session.execute(select(Inbox).where(col(Inbox.address).in_(recipients)))
-    inboxes = {(i.channel, i.address): i for i in found.scalars()}
+    found = await session.execute(
+        sa_select(col(Inbox.channel), col(Inbox.address), col(Inbox.id), col(Inbox.team_id))
+        .where(col(Inbox.address).in_(recipients))
+    )
+    inboxes = {(channel, address): (inbox_id, team_id) for channel, address, inbox_id, team_id in found.all()}
     for conversation in created:
         if (inbox := inboxes.get((conversation.channel, conversation.recipient))) is not None:
-            conversation.inbox_id, conversation.team_id = inbox.id, inbox.team_id
+            conversation.inbox_id, conversation.team_id = inbox
 
 
-async def _insert_conversations(
-    session: AsyncSession, created: list[threading.NewConversation], ctx: IngestContext
-) -> None:
+_CONVERSATION = DriverStatement.insert(table(Conversation), (
+    "id", "customer_id", "channel", "subject", "status", "priority", "tags", "thread_token", "created_at",
+    "last_message_at", "updated_at", "inbox_id", "team_id"))
+
+
+async def _insert_conversations(session: AsyncSession, created: list[threading.Thread], ctx: IngestContext) -> None:
     if not created:
         return
-    now = utcnow()
+    bind = session_binder(session)
+    now, no_tags = bind.time(utcnow()), bind.json([])
     await _assign_inboxes(session, created)
     for new, conversation_id in zip(created, await ids.allocate(session, "conversation", len(created)), strict=True):
         new.id = conversation_id
-    await session.execute(insert(table(Conversation)), [
-        {"id": c.id, "customer_id": c.customer_id, "channel": c.channel, "subject": c.subject, "status": "open",
-         "priority": "normal", "tags": [], "thread_token": c.thread_token, "created_at": c.created_at,
-         "last_message_at": c.last_message_at, "updated_at": now, "inbox_id": c.inbox_id, "team_id": c.team_id}
+    await _CONVERSATION.run(session, [
+        (c.id, c.customer_id, c.channel, c.subject, "open", "normal", no_tags, c.thread_token, bind.time(c.created_at),
+         bind.time(c.last_message_at), now, c.inbox_id, c.team_id)
         for c in created
     ])
     events = [Event(CONVERSATION_CREATED, customer_id=c.customer_id, conversation_id=c.id, team_id=c.team_id)
@@ -236,19 +256,30 @@ async def set_status(
     await publish(session, event, handlers)
 
 
+_MESSAGE = DriverStatement.insert(table(Message), (
+    "id", "conversation_id", "customer_id", "direction", "channel", "external_id", "sender", "recipient", "subject",
+    "body_text", "body_html", "visible_text", "thread_refs", "flags", "headers", "raw_id", "created_at"))
+_TIMELINE = DriverStatement.insert(table(TimelineEntry), (
+    "customer_id", "conversation_id", "kind", "ref_id", "channel", "summary", "data", "occurred_at"))
+_RAW = DriverStatement.insert(table(RawInput), ("id", "channel", "sha256", "data", "received_at", "content_type"))
+
+
 async def _persist(
-    session: AsyncSession, placed: list[_Placed], ctx: IngestContext, new_customers: set[int]
+    session: AsyncSession, placed: list[_Placed], reopened: dict[int, Conversation], ctx: IngestContext,
+    new_customers: set[int],
 ) -> dict[int, IngestResult]:
     """Write raw inputs, messages, attachments and timeline entries in a few batched statements."""
-    raw_ids = await _keep_raw(session, [p.item for p in placed])
+    bind = session_binder(session)
+    times = [bind.time(p.item.received_at) for p in placed]  # each message's time, converted once
+    raw_ids = await _keep_raw(session, [p.item for p in placed], times)
     message_ids = await ids.allocate(session, "message", len(placed))
-    rows = [_message_row(p, mid, raw_id) for p, mid, raw_id in zip(placed, message_ids, raw_ids, strict=True)]
-    await session.execute(insert(table(Message)), rows)
+    await _MESSAGE.run(session, [_message_row(p, mid, raw_id, at, bind)
+                                 for p, mid, raw_id, at in zip(placed, message_ids, raw_ids, times, strict=True)])
     await _add_attachments(session, placed, message_ids, ctx.blobs)
-    await session.execute(insert(table(TimelineEntry)), [_timeline_row(p, mid) for p, mid in zip(placed, message_ids,
-                                                                                               strict=True)])
+    await _TIMELINE.run(session, [_timeline_row(p, mid, at, bind)
+                                  for p, mid, at in zip(placed, message_ids, times, strict=True)])
     await _touch_customers(session, [p for p in placed if p.customer_id not in new_customers])
-    await _touch_conversations(session, placed)
+    await _touch_conversations(session, placed, reopened)
     events = [_received(p, mid) for p, mid in zip(placed, message_ids, strict=True)]
     await publish_many(session, events, ctx.handlers)
     return {p.idx: IngestResult(Outcome.STORED, mid, p.customer_id, p.conversation.id, p.new_conversation)
@@ -260,28 +291,26 @@ def _received(p: _Placed, message_id: int) -> Event:
                  message_id=message_id, team_id=p.conversation.team_id, data={"channel": p.item.channel.value})
 
 
-def _message_row(p: _Placed, message_id: int, raw_id: int | None) -> dict[str, Any]:
+def _message_row(p: _Placed, message_id: int, raw_id: int | None, at: Any, bind: Binder) -> Row:
     item = p.item
-    return {
-        "id": message_id, "conversation_id": p.conversation.id, "customer_id": p.customer_id, "direction": "in",
-        "channel": item.channel.value, "external_id": item.external_id, "sender": item.sender.value,
-        "recipient": item.recipient.value, "subject": item.subject, "body_text": item.body_text,
-        "body_html": item.body_html, "visible_text": item.visible_text, "thread_refs": list(item.thread_refs),
-        "flags": sorted(f.value for f in item.flags), "headers": dict(item.headers), "raw_id": raw_id,
-        "created_at": item.received_at,
-    }
+    return (
+        message_id, p.conversation.id, p.customer_id, "in", item.channel.value, item.external_id, item.sender.value,
+        item.recipient.value, item.subject, item.body_text, item.body_html, item.visible_text,
+        bind.json(list(item.thread_refs)), bind.json(sorted(f.value for f in item.flags)),
+        bind.json(dict(item.headers)), raw_id, at,
+    )
 
 
-async def _keep_raw(session: AsyncSession, items: list[Inbound]) -> list[int | None]:
-    kept = [i for i in items if i.raw is not None]
+async def _keep_raw(session: AsyncSession, items: list[Inbound], times: list[Any]) -> list[int | None]:
+    kept = [(i, at) for i, at in zip(items, times, strict=True) if i.raw is not None]
     if not kept:
         return [None] * len(items)
     raw_ids = await ids.allocate(session, "rawinput", len(kept))
-    rows = [{"id": rid, "channel": i.channel.value, "sha256": hashlib.sha256(i.raw or b"").hexdigest(),
-             "data": i.raw, "received_at": i.received_at,
-             "content_type": "message/rfc822" if i.channel == "email" else "application/x-www-form-urlencoded"}
-            for rid, i in zip(raw_ids, kept, strict=True)]
-    await session.execute(insert(table(RawInput)), rows)
+    await _RAW.run(session, [
+        (rid, i.channel.value, hashlib.sha256(i.raw or b"").hexdigest(), i.raw, at,
+         "message/rfc822" if i.channel == "email" else "application/x-www-form-urlencoded")
+        for rid, (i, at) in zip(raw_ids, kept, strict=True)
+    ])
     handed = iter(raw_ids)
     return [next(handed) if i.raw is not None else None for i in items]
 
@@ -298,6 +327,16 @@ async def _add_attachments(session: AsyncSession, placed: list[_Placed], message
         await session.execute(insert(table(Attachment)), rows)
 
 
+_customer = table(Customer).c
+_TOUCH_CUSTOMER = DriverStatement(
+    update(table(Customer))
+    .where(_customer.id == bindparam("cid"),
+           or_(_customer.last_contact_at.is_(None), _customer.last_contact_at < bindparam("at")))
+    .values(last_contact_at=bindparam("at")),
+    ("cid", "at"),
+)
+
+
 async def _touch_customers(session: AsyncSession, placed: list[_Placed]) -> None:
     """Move each customer's last_contact_at forward (never back) in one executemany."""
     if not placed:
@@ -305,32 +344,54 @@ async def _touch_customers(session: AsyncSession, placed: list[_Placed]) -> None
     latest: dict[int, datetime] = {}
     for p in placed:
         latest[p.customer_id] = max(latest.get(p.customer_id, p.item.received_at), p.item.received_at)
-    customers_table = table(Customer)
-    c = customers_table.c
-    await session.execute(
-        update(customers_table).where(c.id == bindparam("cid"),
-                                      or_(c.last_contact_at.is_(None), c.last_contact_at < bindparam("at")))
-        .values(last_contact_at=bindparam("at")),
-        [{"cid": cid, "at": at} for cid, at in latest.items()],
-    )
+    bind = session_binder(session)
+    await _TOUCH_CUSTOMER.run(session, [(cid, bind.time(at)) for cid, at in latest.items()])
 
 
-async def _touch_conversations(session: AsyncSession, placed: list[_Placed]) -> None:
-    """Existing conversations get the newest message time of this batch (new ones were written with it)."""
+_conversation = table(Conversation).c
+_MOVE_CONVERSATION = DriverStatement(
+    update(table(Conversation)).where(_conversation.id == bindparam("cid"))
+    .values(last_message_at=bindparam("at"), updated_at=bindparam("now")),
+    ("cid", "at", "now"),
+)
+_TOUCH_CONVERSATION = DriverStatement(
+    update(table(Conversation)).where(_conversation.id == bindparam("cid")).values(updated_at=bindparam("now")),
+    ("cid", "now"),
+)
+
+
+async def _touch_conversations(session: AsyncSession, placed: list[_Placed], reopened: dict[int, Conversation]) -> None:
+    """Existing conversations get the newest message time of this batch (new ones were written with it).
+
+    A conversation whose newest message is older than its stored time keeps that time: only
+    `updated_at` is written, as the ORM wrote only the attributes that changed.
+    """
     now = utcnow()
+    moved: dict[int, datetime] = {}
+    touched: set[int] = set()
     for p in placed:
-        if isinstance(p.conversation, Conversation):
-            p.conversation.updated_at = now
+        thread = p.conversation
+        if thread.new or thread.id is None:
+            continue
+        if (orm := reopened.get(thread.id)) is not None:
+            orm.last_message_at, orm.updated_at = thread.last_message_at, now
+        elif thread.last_message_at != thread.loaded_last_message_at:
+            moved[thread.id] = thread.last_message_at
+        else:
+            touched.add(thread.id)
+    bind = session_binder(session)
+    at_now = bind.time(now)
+    await _MOVE_CONVERSATION.run(session, [(cid, bind.time(at), at_now) for cid, at in moved.items()])
+    await _TOUCH_CONVERSATION.run(session, [(cid, at_now) for cid in touched])
+    if reopened:
+        await session.flush()
 
 
-def _timeline_row(p: _Placed, message_id: int) -> dict[str, Any]:
+def _timeline_row(p: _Placed, message_id: int, at: Any, bind: Binder) -> Row:
     item = p.item
     preview = (item.visible_text or item.body_text or "").strip().replace("\n", " ")
-    return {
-        "customer_id": p.customer_id, "conversation_id": p.conversation.id, "kind": "message", "ref_id": message_id,
-        "channel": item.channel.value, "summary": (item.subject or preview)[:200],
-        "data": {"direction": "in", "preview": preview[:300]}, "occurred_at": item.received_at,
-    }
+    return (p.customer_id, p.conversation.id, "message", message_id, item.channel.value,
+            (item.subject or preview)[:200], bind.json({"direction": "in", "preview": preview[:300]}), at)
 
 
 async def ingest_once(factory: SessionFactory, item: Inbound, ctx: IngestContext) -> IngestResult:

@@ -2,18 +2,27 @@
 
 arq and the in-process dispatcher both call `run_outbox_item`; arq is at-least-once, so the
 conditional claim (`queued -> running`) is what keeps an item from running twice at once.
+
+Kinds listed in `JobContext.batch_kinds` (sending messages) run in batches: the job of one item
+claims it and up to `batch_size - 1` more due items of its kind in one conditional UPDATE, runs
+their handlers concurrently (a `BatchScope` lets them share one load and defer their writes),
+then records every outcome and the deferred writes in one transaction. The jobs of the items
+claimed ahead are then no-ops: skipped from memory in this process, by the claim elsewhere.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 import traceback
 from collections.abc import Awaitable, Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
-from datetime import timedelta
-from typing import Any, Protocol
+from datetime import datetime, timedelta
+from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
@@ -21,8 +30,8 @@ from hub.core.blobs import BlobStore
 from hub.core.envelopes import Outbound, SendResult
 from hub.core.outbox import JobQueue
 from hub.store.engine import SessionFactory
-from hub.store.models import OutboxItem, QuarantineItem
-from hub.store.types import utcnow
+from hub.store.models import OutboxItem, QuarantineItem, table
+from hub.store.types import JsonType, UTCDateTime, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +55,7 @@ class Sender(Protocol):
 
 
 Handler = Callable[["JobContext", OutboxItem], Awaitable[dict[str, Any]]]
+T = TypeVar("T")
 
 
 @dataclass
@@ -59,25 +69,17 @@ class JobContext:
     senders: Mapping[str, Sender] = field(default_factory=dict)
     extras: dict[str, Any] = field(default_factory=dict)
     stuck_after: timedelta = timedelta(minutes=5)
+    batch_kinds: set[str] = field(default_factory=set)
+    batch_size: int = 50
+    batch_concurrency: int = 8  # handlers of one batch in flight at once (SMTP pool, Twilio throttle)
+    # Items this process claimed ahead in a batch, by id, with the monotonic time of the claim: their
+    # own jobs, when they arrive here, are skipped without a database round trip.
+    claimed_ahead: dict[int, float] = field(default_factory=dict)
 
 
 def backoff_seconds(attempt: int) -> float:
     """Exponential backoff capped at an hour: 2, 4, 8 ... seconds."""
     return float(min(2 ** max(attempt, 1), 3600))
-
-
-async def claim(factory: SessionFactory, item_id: int) -> OutboxItem | None:
-    """Take a due, queued item for this worker; None when someone else has it or it is done."""
-    now = utcnow()
-    async with factory() as session, session.begin():
-        claimed = await session.execute(
-            update(OutboxItem)
-            .where(OutboxItem.id == item_id, OutboxItem.status == "queued", OutboxItem.available_at <= now)  # type: ignore[arg-type]
-            .values(status="running", claimed_at=now, attempt=OutboxItem.attempt + 1, updated_at=now)
-        )
-        if claimed.rowcount != 1:  # type: ignore[attr-defined]
-            return None
-        return (await session.execute(select(OutboxItem).where(col(OutboxItem.id) == item_id))).scalar_one()
 
 
 # A handler that finished its row itself (in the transaction recording its effect) returns this key,
@@ -111,6 +113,7 @@ async def _retry_or_shunt(ctx: JobContext, item: OutboxItem, exc: BaseException,
         ctx.factory, item.id, "queued", last_error=f"{type(exc).__name__}: {exc}",
         available_at=utcnow() + timedelta(seconds=wait),
     )
+    ctx.claimed_ahead.pop(item.id, None)
     await ctx.queue.enqueue(item.id, delay=wait)
     return "retry"
 
@@ -127,10 +130,26 @@ async def _shunt(ctx: JobContext, item: OutboxItem, exc: BaseException) -> None:
 
 
 async def run_outbox_item(ctx: JobContext, item_id: int) -> str:
-    """Run one outbox item to an outcome: done, failed, retry, dead, or skipped."""
-    item = await claim(ctx.factory, item_id)
-    if item is None:
+    """Run one outbox item to an outcome: done, failed, retry, dead, or skipped.
+
+    For a batch kind, the outcome is this item's; the others claimed with it are run too.
+    """
+    if _was_claimed_ahead(ctx, item_id):
         return "skipped"
+    items = await claim_batch(ctx, item_id)
+    if not items:
+        ctx.claimed_ahead.pop(item_id, None)  # its job has come: a later claim-ahead note would be stale
+        return "skipped"
+    if items[0].kind in ctx.batch_kinds:
+        _remember_ahead(ctx, items[1:])
+        return (await run_batch(ctx, items))[item_id]
+    return await _run_one(ctx, items[0])
+
+
+async def _run_one(ctx: JobContext, item: OutboxItem) -> str:
+    """The single-item path: the handler may commit its own work; the outcome is recorded after."""
+    assert item.id is not None
+    item_id = item.id
     handler = ctx.handlers.get(item.kind)
     if handler is None:
         await _shunt(ctx, item, LookupError(f"no handler for outbox kind {item.kind!r}"))
@@ -150,6 +169,198 @@ async def run_outbox_item(ctx: JobContext, item_id: int) -> str:
     return "done"
 
 
+# --- batches ------------------------------------------------------------------------------------
+
+_AHEAD_TTL = 60.0  # seconds: a job that comes later than this for an item claimed ahead asks the database
+_AHEAD_MAX = 100_000
+_BATCH: ContextVar[BatchScope | None] = ContextVar("hub_outbox_batch", default=None)
+
+Flush = Callable[[AsyncSession, list[Any]], Awaitable[None]]
+
+
+class BatchScope:
+    """What the handlers of one batch share: loads done once, writes committed with the outcomes."""
+
+    def __init__(self, items: list[OutboxItem]) -> None:
+        self.items = items
+        self._loads: dict[str, asyncio.Future[Any]] = {}
+        self._writes: dict[str, tuple[Flush, list[Any]]] = {}
+
+    async def shared(self, key: str, load: Callable[[list[OutboxItem]], Awaitable[T]]) -> T:
+        """`load(items)` run once for the whole batch; every handler awaiting `key` gets its result."""
+        future = self._loads.get(key)
+        if future is None:
+            future = self._loads[key] = asyncio.ensure_future(load(self.items))
+        result: T = await asyncio.shield(future)
+        return result
+
+    def defer(self, key: str, value: Any, flush: Flush) -> None:
+        """Queue a write; `flush(session, values)` runs once, in the transaction recording the outcomes."""
+        self._writes.setdefault(key, (flush, []))[1].append(value)
+
+    async def flush(self, session: AsyncSession) -> None:
+        """Run the deferred writes."""
+        for write, values in self._writes.values():
+            await write(session, values)
+
+
+def batch_scope() -> BatchScope | None:
+    """The batch the calling handler runs in, or None when it runs alone."""
+    return _BATCH.get()
+
+
+async def claim_batch(ctx: JobContext, item_id: int) -> list[OutboxItem]:
+    """Claim `item_id` (first in the list) and, for a batch kind, up to batch_size - 1 more due items of its kind."""
+    now = utcnow()
+    claimed = {"status": "running", "claimed_at": now, "attempt": OutboxItem.attempt + 1, "updated_at": now}
+    options = {"synchronize_session": False}
+    async with ctx.factory() as session, session.begin():
+        first = (await session.scalars(
+            update(OutboxItem)
+            .where(col(OutboxItem.id) == item_id, col(OutboxItem.status) == "queued",
+                   col(OutboxItem.available_at) <= now)
+            .values(**claimed).returning(OutboxItem), execution_options=options,
+        )).all()
+        if not first or first[0].kind not in ctx.batch_kinds or ctx.batch_size <= 1:
+            return list(first)
+        # SKIP LOCKED: on PostgreSQL concurrent claimers take different rows instead of queueing
+        # behind each other; the repeated status test settles any race (READ COMMITTED re-check).
+        # A CTE, because PostgreSQL may run an IN (... LIMIT n SKIP LOCKED) subquery more than
+        # once and so claim more than n rows; a locking CTE is evaluated once.
+        due = (
+            select(col(OutboxItem.id))
+            .where(col(OutboxItem.status) == "queued", col(OutboxItem.kind) == first[0].kind,
+                   col(OutboxItem.available_at) <= now)
+            .order_by(col(OutboxItem.available_at), col(OutboxItem.id)).limit(ctx.batch_size - 1)
+            .with_for_update(skip_locked=True).cte("due")
+        )
+        more = (await session.scalars(
+            update(OutboxItem).where(col(OutboxItem.id).in_(select(due.c.id)), col(OutboxItem.status) == "queued")
+            .values(**claimed).returning(OutboxItem), execution_options=options,
+        )).all()
+    return [*first, *more]
+
+
+def _was_claimed_ahead(ctx: JobContext, item_id: int) -> bool:
+    """Whether this process claimed the item in another item's batch lately (the note is used up)."""
+    since = ctx.claimed_ahead.pop(item_id, None)
+    return since is not None and time.monotonic() - since < _AHEAD_TTL
+
+
+def _remember_ahead(ctx: JobContext, items: list[OutboxItem]) -> None:
+    now = time.monotonic()
+    for item in items:
+        if item.id is not None:
+            ctx.claimed_ahead[item.id] = now
+    while len(ctx.claimed_ahead) > _AHEAD_MAX:  # jobs that never came (enqueued elsewhere): forget the oldest
+        del ctx.claimed_ahead[next(iter(ctx.claimed_ahead))]
+
+
+@dataclass(slots=True)
+class _Attempt:
+    """How one item of a batch ended: done (with its result), failed, retry, or dead."""
+
+    item: OutboxItem
+    outcome: str
+    result: dict[str, Any] = field(default_factory=dict)
+    error: BaseException | None = None
+    delay: float | None = None
+
+
+async def _attempt(ctx: JobContext, item: OutboxItem, slots: asyncio.Semaphore) -> _Attempt:
+    """Run one item's handler; every exception becomes an outcome (one catch point per item)."""
+    handler = ctx.handlers.get(item.kind)
+    if handler is None:
+        return _Attempt(item, "dead", error=LookupError(f"no handler for outbox kind {item.kind!r}"))
+    async with slots:
+        try:
+            result = await handler(ctx, item)
+        except TransientError as exc:
+            return _Attempt(item, "retry", error=exc, delay=exc.retry_after)
+        except PermanentError as exc:
+            return _Attempt(item, "failed", error=exc)
+        except Exception as exc:  # an unexpected crash is retried, then shunted
+            log.exception("outbox item %s (%s) crashed", item.id, item.kind)
+            return _Attempt(item, "retry", error=exc)
+    return _Attempt(item, "done", result=result)
+
+
+async def run_batch(ctx: JobContext, items: list[OutboxItem]) -> dict[int, str]:
+    """Run claimed items of one kind concurrently and record all outcomes in one transaction."""
+    scope = BatchScope(items)
+    slots = asyncio.Semaphore(max(1, ctx.batch_concurrency))
+    token = _BATCH.set(scope)  # the handlers' tasks copy the context, and with it the scope
+    try:
+        attempts = await asyncio.gather(*(_attempt(ctx, item, slots) for item in items))
+    finally:
+        _BATCH.reset(token)
+    return await _record(ctx, scope, attempts)
+
+
+_outbox = table(OutboxItem).c
+_FINISH_MANY = (
+    update(table(OutboxItem))
+    .where(_outbox.id == bindparam("b_id"), _outbox.status == "running")
+    .values(status=bindparam("b_status"), result=bindparam("b_result", type_=JsonType),
+            last_error=bindparam("b_error"), available_at=bindparam("b_available", type_=UTCDateTime()),
+            updated_at=bindparam("b_now", type_=UTCDateTime()))
+)
+
+
+def _settle(attempt: _Attempt, now: datetime) -> tuple[str, dict[str, Any], float | None]:
+    """(final outcome, row values, retry delay) of one attempt; a retry past max_attempts is dead."""
+    item, error = attempt.item, attempt.error
+    row = {"b_id": item.id, "b_status": attempt.outcome, "b_result": item.result,
+           "b_error": f"{type(error).__name__}: {error}" if error else None, "b_available": item.available_at,
+           "b_now": now}
+    if attempt.outcome == "done":
+        return "done", {**row, "b_result": attempt.result}, None
+    if attempt.outcome == "failed":
+        return "failed", {**row, "b_error": str(error)}, None
+    if attempt.outcome == "retry" and item.attempt < item.max_attempts:
+        wait = attempt.delay if attempt.delay is not None else backoff_seconds(item.attempt)
+        return "retry", {**row, "b_status": "queued", "b_available": now + timedelta(seconds=wait)}, wait
+    return "dead", {**row, "b_status": "dead"}, None
+
+
+def _dead_letter(attempt: _Attempt) -> QuarantineItem:
+    item, exc = attempt.item, attempt.error
+    assert exc is not None
+    return QuarantineItem(
+        stage=f"job:{item.kind}", payload={"outbox_id": item.id, **item.payload},
+        error=f"{type(exc).__name__}: {exc}", traceback="".join(traceback.format_exception(exc)),
+    )
+
+
+async def _record(ctx: JobContext, scope: BatchScope, attempts: list[_Attempt]) -> dict[int, str]:
+    """One transaction: the handlers' deferred writes, every item's new state, the dead letters; then retries."""
+    now = utcnow()
+    outcomes: dict[int, str] = {}
+    rows: list[dict[str, Any]] = []
+    retries: list[tuple[int, float]] = []
+    dead: list[QuarantineItem] = []
+    for attempt in attempts:
+        assert attempt.item.id is not None
+        outcome, row, wait = _settle(attempt, now)
+        outcomes[attempt.item.id] = outcome
+        if outcome == "done" and attempt.result.get(FINISHED):
+            continue  # the handler finished its row itself
+        rows.append(row)
+        if wait is not None:
+            retries.append((attempt.item.id, wait))
+        elif outcome == "dead":
+            dead.append(_dead_letter(attempt))
+    async with ctx.factory() as session, session.begin():
+        await scope.flush(session)
+        if rows:
+            await session.execute(_FINISH_MANY, rows)
+        session.add_all(dead)
+    for item_id, wait in retries:
+        ctx.claimed_ahead.pop(item_id, None)  # the retry's job must run, not be taken for a stale one
+        await ctx.queue.enqueue(item_id, delay=wait)
+    return outcomes
+
+
 async def sweep(ctx: JobContext, *, grace: timedelta = timedelta(seconds=5), limit: int = 1000) -> dict[str, int]:
     """Re-queue items a crashed worker left running, and re-enqueue due items nobody picked up."""
     now = utcnow()
@@ -166,5 +377,6 @@ async def sweep(ctx: JobContext, *, grace: timedelta = timedelta(seconds=5), lim
         )).scalars().all()
     for item_id in due:
         if item_id is not None:
+            ctx.claimed_ahead.pop(item_id, None)  # queued again: its next job must run
             await ctx.queue.enqueue(item_id)
     return {"revived": revived.rowcount, "enqueued": len(due)}  # type: ignore[attr-defined]

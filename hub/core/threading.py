@@ -11,12 +11,13 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col, select
 
 from hub.core.envelopes import Channel, Inbound
-from hub.store.models import Conversation, Message
+from hub.store.models import Conversation, Message, table
 
 TOKEN_PREFIX = "token:"
 
@@ -44,35 +45,48 @@ def split_refs(refs: tuple[str, ...]) -> tuple[list[str], list[str]]:
     return tokens, ids
 
 
-@dataclass(slots=True)
-class NewConversation:
-    """A conversation opened by this batch; one INSERT writes all of them once threading is done."""
+@dataclass(slots=True, eq=False)
+class Thread:
+    """A conversation as threading sees it: loaded from the store, or opened by this batch (`id` None
+    until the batch's one INSERT); compared by identity, one object per conversation per batch."""
 
     customer_id: int
     channel: str
     subject: str | None
     thread_token: str
-    created_at: datetime
     last_message_at: datetime
-    recipient: str = ""
-    id: int | None = None
     status: str = "open"
+    id: int | None = None
     team_id: int | None = None
     inbox_id: int | None = None
+    recipient: str = ""
+    created_at: datetime | None = None
+    loaded_last_message_at: datetime | None = None  # as stored, to write only a time that moved
+
+    @property
+    def new(self) -> bool:
+        """Opened by this batch, not yet in the store."""
+        return self.loaded_last_message_at is None
 
 
-Thread = Conversation | NewConversation
+_conversation = table(Conversation).c
+# The columns threading reads, in the order `ThreadIndex._thread` unpacks them.
+_COLUMNS = (_conversation.id, _conversation.customer_id, _conversation.channel, _conversation.subject,
+            _conversation.status, _conversation.thread_token, _conversation.last_message_at, _conversation.team_id,
+            _conversation.inbox_id)
 
 
 class ThreadIndex:
-    """Everything threading needs for a batch of messages, loaded in three queries.
+    """Everything threading needs for a batch of messages, loaded in at most three queries.
 
-    Decisions are then made in memory, in arrival order, so a message can continue a
-    conversation opened earlier in the same batch.
+    Rows are read as plain `Thread` records, not ORM objects: no identity map or unit of work
+    to feed, and the batch writes its changes in one UPDATE. Decisions are then made in memory,
+    in arrival order, so a message can continue a conversation opened earlier in the same batch.
     """
 
     def __init__(self, window: timedelta) -> None:
         self.window = window
+        self.by_id: dict[int, Thread] = {}
         self.by_token: dict[str, Thread] = {}
         self.by_ref: dict[tuple[str, str], Thread] = {}
         self.recent: dict[tuple[int, str], list[Thread]] = {}
@@ -86,34 +100,45 @@ class ThreadIndex:
         tokens = {t for _, item in items for t in split_refs(item.thread_refs)[0]}
         refs = {(item.channel.value, r) for _, item in items for r in split_refs(item.thread_refs)[1][:50]}
         if tokens:
-            found = await session.execute(select(Conversation).where(col(Conversation.thread_token).in_(tokens)))
-            index.by_token = {c.thread_token: c for c in found.scalars()}
+            found = await session.execute(select(*_COLUMNS).where(_conversation.thread_token.in_(tokens)))
+            index.by_token = {t.thread_token: t for t in map(index._thread, found.all())}
         if refs:
             await index._load_refs(session, refs)
         await index._load_recent(session, items)
         return index
 
+    def _thread(self, row: Any) -> Thread:
+        """The one Thread of a loaded conversation row (a conversation found twice stays one object)."""
+        cid, customer_id, channel, subject, status, token, last, team_id, inbox_id = row
+        if (known := self.by_id.get(cid)) is not None:
+            return known
+        thread = Thread(customer_id, channel, subject, token, last, status, cid, team_id, inbox_id,
+                        loaded_last_message_at=last)
+        self.by_id[cid] = thread
+        return thread
+
     async def _load_refs(self, session: AsyncSession, refs: set[tuple[str, str]]) -> None:
         ids = {r for _, r in refs}
+        message = table(Message).c
         found = await session.execute(
-            select(Message.channel, Message.external_id, Conversation)
-            .join(Conversation, col(Message.conversation_id) == col(Conversation.id))
-            .where(col(Message.external_id).in_(ids))
+            select(message.channel, message.external_id, *_COLUMNS)
+            .join_from(table(Message), table(Conversation), message.conversation_id == _conversation.id)
+            .where(message.external_id.in_(ids))
         )
-        for channel, external_id, conversation in found.all():
+        for channel, external_id, *conversation in found.all():
             if (channel, external_id) in refs and external_id is not None:
-                self.by_ref[(channel, external_id)] = conversation
+                self.by_ref[(channel, external_id)] = self._thread(conversation)
 
     async def _load_recent(self, session: AsyncSession, items: list[tuple[int, Inbound]]) -> None:
         customer_ids = {cid for cid, _ in items}
         oldest = min(item.received_at for _, item in items) - self.window
         found = await session.execute(
-            select(Conversation).where(
-                col(Conversation.customer_id).in_(customer_ids), col(Conversation.last_message_at) >= oldest
-            ).order_by(col(Conversation.last_message_at).desc())
+            select(*_COLUMNS).where(
+                _conversation.customer_id.in_(customer_ids), _conversation.last_message_at >= oldest
+            ).order_by(_conversation.last_message_at.desc())
         )
-        for conversation in found.scalars():
-            self.recent.setdefault((conversation.customer_id, conversation.channel), []).append(conversation)
+        for thread in map(self._thread, found.all()):
+            self.recent.setdefault((thread.customer_id, thread.channel), []).append(thread)
 
     def choose(self, customer_id: int, item: Inbound) -> Thread | None:
         """The conversation this message continues (same order of rules as `find`), or None."""

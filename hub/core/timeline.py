@@ -54,7 +54,8 @@ async def timeline(
     """
     query = select(TimelineEntry).where(col(TimelineEntry.customer_id) == customer_id)
     if visible is not None:
-        allowed = select(col(Conversation.id)).where(visible)
+        # Only this customer's conversations: a probe of a few rows, not a semi-join over them all.
+        allowed = select(col(Conversation.id)).where(col(Conversation.customer_id) == customer_id, visible)
         query = query.where(or_(col(TimelineEntry.conversation_id).is_(None),
                                 col(TimelineEntry.conversation_id).in_(allowed)))
     if before is not None:

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 
 TRACE_ID: ContextVar[str | None] = ContextVar("hub_trace_id", default=None)
+TRACE_KEY = "trace_id"  # the outbox payload key a job reads its trace id from
 # Wall-clock time (epoch seconds) the current unit of work entered the hub: ingest latency is
 # measured from here, so a job started from an outbox row uses the row's creation time.
 STARTED_AT: ContextVar[float | None] = ContextVar("hub_started_at", default=None)
@@ -33,6 +34,14 @@ def clean_trace_id(offered: str | None) -> str:
 
 def current_trace_id() -> str | None:
     return TRACE_ID.get()
+
+
+def trace_entry(trace_id: str | None) -> dict[str, str]:
+    """The outbox payload entry that runs a job under `trace_id` (empty when there is none).
+
+    For rows written with Core inserts, which the ORM hook in hub.ops.wiring never sees.
+    """
+    return {} if trace_id is None else {TRACE_KEY: trace_id}
 
 
 @contextmanager

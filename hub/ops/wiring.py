@@ -2,10 +2,11 @@
 
 - `message.received` events are counted when their transaction commits (a rolled-back ingest,
   retried after a unique-index race, is not counted twice);
-- every outbox handler is timed, its failures counted, and it runs under the trace id of the
-  request that wrote its row;
+- every outbox handler is timed, its failures counted, one line logged, and it runs under the
+  trace id of the request that wrote its row;
 - every channel sender is timed by outcome;
-- outbox rows written through the ORM carry the current trace id in their payload.
+- outbox rows written through the ORM carry the current trace id in their payload (Core
+  inserts, such as the SMS webhook spool's, add `context.trace_entry` themselves).
 """
 
 from __future__ import annotations
@@ -24,14 +25,13 @@ from hub.core.envelopes import Outbound, SendResult
 from hub.core.events import MESSAGE_RECEIVED, Event
 from hub.core.jobs import Handler, JobContext, Sender
 from hub.ops import metrics
-from hub.ops.context import STARTED_AT, current_trace_id, traced
+from hub.ops.context import STARTED_AT, TRACE_KEY, current_trace_id, traced
 from hub.ops.jobs import add_background
 from hub.store.models import OutboxItem
 
 log = logging.getLogger(__name__)
 
 _INGESTED = "hub.ops.ingested"  # session.info key: [(channel, started_at)] waiting for the commit
-TRACE_KEY = "trace_id"
 
 
 async def count_ingest(session: AsyncSession, event: Event) -> None:
@@ -65,6 +65,14 @@ def _stamp_trace(_mapper: Any, _connection: Any, target: OutboxItem) -> None:
         target.payload = {**target.payload, TRACE_KEY: trace_id}
 
 
+def _finished(kind: str, item: OutboxItem, outcome: str, started: float) -> None:
+    """Time the job and leave one log line under its trace id, so a trace reads from webhook to send."""
+    seconds = time.perf_counter() - started
+    metrics.JOB_SECONDS.labels(kind, outcome).observe(seconds)
+    log.info("outbox job %s %s: %s", kind, item.id, outcome,
+             extra={"job": kind, "outbox_id": item.id, "outcome": outcome, "seconds": round(seconds, 4)})
+
+
 def timed_handler(kind: str, handler: Handler) -> Handler:
     """The handler, run under its row's trace id, timed and with failures counted by exception class."""
 
@@ -76,9 +84,9 @@ def timed_handler(kind: str, handler: Handler) -> Handler:
                 result = await handler(ctx, item)
             except Exception as exc:  # counted and re-raised: run_outbox_item decides retry or shunt
                 metrics.JOB_FAILURES.labels(kind, type(exc).__name__).inc()
-                metrics.JOB_SECONDS.labels(kind, "error").observe(time.perf_counter() - started)
+                _finished(kind, item, "error", started)
                 raise
-            metrics.JOB_SECONDS.labels(kind, "ok").observe(time.perf_counter() - started)
+            _finished(kind, item, "ok", started)
             return result
 
     return run

@@ -9,12 +9,15 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import SQLModel
 
 import hub.store.models  # noqa: F401  (registers every table)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+# The advisory lock key every hub process agrees on (the bytes of "hubmigr", unlikely to collide).
+MIGRATION_LOCK = int.from_bytes(b"hubmigr", "big")
 
 
 def alembic_config(connection: Any = None) -> Config:
@@ -26,8 +29,16 @@ def alembic_config(connection: Any = None) -> Config:
 
 
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
-    """Bring the schema to `revision` (idempotent; run by `hub init` and at every start)."""
+    """Bring the schema to `revision` (idempotent; run by `hub init` and at every start).
+
+    Several `hub serve`/`hub worker` processes may start at once: on PostgreSQL the first takes
+    a transaction-level advisory lock and migrates while the others wait for its commit, then
+    find nothing to do. SQLite's transactions begin IMMEDIATE (hub.store.engine), which
+    serialises them the same way.
+    """
     async with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         await conn.run_sync(lambda sync_conn: command.upgrade(alembic_config(sync_conn), revision))
 
 

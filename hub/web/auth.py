@@ -37,6 +37,9 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
         raise ApiError(401, "unauthorized", "missing credentials: send Authorization: Bearer <token>")
     async with request.app[RUNTIME].factory() as session:
         agent = await accounts.agent_for_token(session, token)
+        if agent is not None:
+            # Nearly every API view needs the scope: read it on this connection, not a second one.
+            request[SCOPE] = await load_scope(session, agent)
     if agent is None:
         raise ApiError(401, "unauthorized", "invalid or revoked token")
     if via_cookie and request.method in UNSAFE_METHODS:

@@ -44,10 +44,11 @@ def make_hardening(settings: Settings) -> Middleware:
     @web.middleware
     async def hardening(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.method in ("POST", "PUT", "PATCH") and request.path.startswith(PUBLIC_BODY_PREFIXES):
-            if request.content_length is not None and request.content_length > limit:
+            if request.content_length is None:
+                # Chunked bodies have no length: the clone makes aiohttp stop reading past the limit.
+                request = request.clone(client_max_size=limit)
+            elif request.content_length > limit:
                 raise ApiError(413, "too_large", f"request body over {limit} bytes")
-            # Chunked bodies have no length: the clone makes aiohttp stop reading past the limit.
-            request = request.clone(client_max_size=limit)
         try:
             response = await handler(request)
         except web.HTTPException as exc:

@@ -145,7 +145,13 @@ async def counts(session: AsyncSession, scope: Scope) -> schemas.InboxCounts:
         func.count().filter(view_clause(scope, "unassigned")),
         func.count().filter(view_clause(scope, "team")),
         func.count(),
-        func.count().filter(complaint_open()),
     ).select_from(Conversation).where(col(Conversation.status) == "open", scope.conversation_clause())
-    mine, unassigned, team, every, complaints = (await session.execute(stmt)).one()
+    mine, unassigned, team, every = (await session.execute(stmt)).one()
+    # Counted from the complaint side: an EXISTS per open conversation would force a heap visit for
+    # each, where the counts above stay an index-only scan of (status, team_id, assignee_id).
+    with_complaint = (select(func.count(func.distinct(Complaint.conversation_id)))
+                      .join(Conversation, col(Conversation.id) == col(Complaint.conversation_id))
+                      .where(col(Complaint.status).in_(OPEN_COMPLAINT), col(Conversation.status) == "open",
+                             scope.conversation_clause()))
+    complaints = int((await session.execute(with_complaint)).scalar_one())
     return schemas.InboxCounts(mine=mine, unassigned=unassigned, team=team, all=every, complaints=complaints)

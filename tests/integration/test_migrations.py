@@ -2,6 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+import pytest
+from alembic.script import ScriptDirectory
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from hub.settings import Settings
 from hub.store import migrate
 from hub.store.engine import make_engine
@@ -14,3 +24,46 @@ async def test_models_and_migrations_agree(settings: Settings) -> None:
     diff = await migrate.pending_diff(engine)
     await engine.dispose()
     assert diff == [], f"models changed without a migration: run `hub db revision`: {diff}"
+
+
+async def schema_state(engine: AsyncEngine) -> tuple[list[str], list[object]]:
+    """The alembic_version rows and the differences between the models and the schema."""
+    async with engine.connect() as conn:
+        versions = list((await conn.execute(text("SELECT version_num FROM alembic_version"))).scalars())
+    return versions, await migrate.pending_diff(engine)
+
+
+HEAD = ScriptDirectory.from_config(migrate.alembic_config()).get_current_head()
+
+
+async def test_concurrent_upgrades_of_a_fresh_database_all_succeed(settings: Settings) -> None:
+    # Four processes starting at once, each with its own engine (pool, connection).
+    engines = [make_engine(settings) for _ in range(4)]
+    try:
+        await asyncio.gather(*(migrate.upgrade(engine) for engine in engines))
+        versions, diff = await schema_state(engines[0])
+    finally:
+        for engine in engines:
+            await engine.dispose()
+    assert versions == [HEAD] and diff == []
+
+
+@pytest.mark.slow
+async def test_three_hub_init_processes_started_at_once_all_succeed(settings: Settings, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
+    env.update(HUB_DATABASE_URL=settings.database_url, HUB_DATA_DIR=str(tmp_path / "data"))
+    procs = [await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "hub", "init", "--admin-email", f"admin{n}@hotel.test",
+        "--admin-password", "Init-Race-Pass-7", env=env, cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE) for n in range(3)]
+    outputs = [await proc.communicate() for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0, 0], [err.decode()[-2000:] for _, err in outputs]
+    engine = make_engine(settings)
+    try:
+        versions, diff = await schema_state(engine)
+        async with engine.connect() as conn:
+            admins = sorted((await conn.execute(text("SELECT email FROM agent WHERE role = 'admin'"))).scalars())
+    finally:
+        await engine.dispose()
+    assert versions == [HEAD] and diff == []
+    assert admins == [f"admin{n}@hotel.test" for n in range(3)]

@@ -18,8 +18,8 @@ from hub.runtime import Runtime, inprocess
 from hub.settings import load_settings
 from hub.store.models import OutboxItem
 from tests.conftest import make_agent
-from tests.integration.sms.twilio_fake import FakeTwilio, fake_twilio, sign, sms_form, twilio_settings
 from tests.support.builders import email
+from tests.support.twilio_fake import FakeTwilio, sign, sms_form, sms_settings
 
 Client = TestClient[web.Request, web.Application]
 SMS = "/webhooks/twilio/sms"
@@ -27,15 +27,8 @@ Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
 @pytest.fixture
-async def twilio() -> AsyncIterator[FakeTwilio]:
-    async with fake_twilio() as fake:
-        yield fake
-
-
-@pytest.fixture
 async def client(database_url: str, tmp_path: Path, twilio: FakeTwilio) -> AsyncIterator[Client]:
-    settings = load_settings(database_url=database_url, data_dir=tmp_path / "data", redis_url=None,
-                             smtp_from="reception@hotel.test", **twilio_settings(twilio.url))
+    settings = sms_settings(database_url, tmp_path, twilio, smtp_from="reception@hotel.test")
     async with TestClient(TestServer(create_app(settings))) as test_client:
         yield test_client
 

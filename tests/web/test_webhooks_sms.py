@@ -19,7 +19,7 @@ from hub.channels.sms.signature import public_url, signature_ok
 from hub.channels.sms.wiring import SENDER_KEY
 from hub.keys import RUNTIME
 from hub.runtime import Runtime, inprocess
-from hub.settings import Settings, load_settings
+from hub.settings import Settings
 from hub.store.models import (
     Attachment,
     Consent,
@@ -32,13 +32,12 @@ from hub.store.models import (
     Team,
 )
 from tests.conftest import make_agent
-from tests.integration.sms.twilio_fake import (
+from tests.support.twilio_fake import (
     HUB_NUMBER,
     FakeTwilio,
-    fake_twilio,
     sign,
     sms_form,
-    twilio_settings,
+    sms_settings,
 )
 
 Client = TestClient[web.Request, web.Application]
@@ -54,15 +53,8 @@ CANONICAL_SIGNATURE = "RSOYDt4T1cUTdK1PDd93/VVr8B8="
 
 
 @pytest.fixture
-async def twilio() -> AsyncIterator[FakeTwilio]:
-    async with fake_twilio() as fake:
-        yield fake
-
-
-@pytest.fixture
 def settings(database_url: str, tmp_path: Path, twilio: FakeTwilio) -> Settings:
-    return load_settings(database_url=database_url, data_dir=tmp_path / "data", redis_url=None,
-                         mail_domain="hub.test", **twilio_settings(twilio.url))
+    return sms_settings(database_url, tmp_path, twilio)
 
 
 @pytest.fixture

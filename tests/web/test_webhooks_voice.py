@@ -16,7 +16,7 @@ from hub.runtime import Runtime
 from hub.settings import Settings, load_settings
 from hub.store.models import CallLog, DomainEvent, TimelineEntry
 from tests.conftest import make_agent
-from tests.integration.sms.twilio_fake import ACCOUNT_SID, HUB_NUMBER, sign, twilio_settings
+from tests.support.twilio_fake import ACCOUNT_SID, HUB_NUMBER, sign, twilio_settings
 
 Client = TestClient[web.Request, web.Application]
 VOICE, DIAL, STATUS = "/webhooks/twilio/voice", "/webhooks/twilio/voice/dial", "/webhooks/twilio/voice/status"

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import InterfaceError, OperationalError
 
+from hub import runtime as hub_runtime
 from hub.channels.email.parse import parse
 from hub.core.delivery import apply_update
 from hub.core.envelopes import DeliveryUpdate, Flag, Inbound
@@ -39,6 +40,7 @@ class EmailOutcome(StrEnum):
     QUARANTINED = "quarantined"
     BOUNCE = "bounce"
     AUTOREPLY = "autoreply"
+    UNSUBSCRIBE = "unsubscribe"
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,12 +113,28 @@ async def _quarantine(runtime: Runtime, raw: bytes, source: str, stage: str, exc
 
 async def _apply_bounce(runtime: Runtime, raw: bytes, update: DeliveryUpdate, source: str) -> EmailResult:
     async with runtime.factory() as session, session.begin():
-        original = await apply_update(session, update)
+        original = await apply_update(session, update, tuple(runtime.handlers))
     if original is None:
         # A report about mail we never sent (or long deleted): keep it for a human to look at.
         error = LookupError(f"bounce for unknown message <{update.original_ref}>")
         return await _quarantine(runtime, raw, source, "email.bounce", error)
     return EmailResult(EmailOutcome.BOUNCE, source, update, original_message_id=original.id)
+
+
+async def _unsubscribe(runtime: Runtime, raw: bytes, item: Inbound, source: str) -> EmailResult | None:
+    """Mail to a signed List-Unsubscribe address, applied as a consent change; None for ordinary mail."""
+    hook = runtime.extras.get(hub_runtime.UNSUBSCRIBE_MAIL)
+    if hook is None:
+        return None
+    try:
+        if not await hook(runtime, item):
+            return None
+    except _OUTAGE:
+        raise
+    except Exception as exc:  # one catch point, as in ingest_raw: keep the bytes and the error
+        log.exception("unsubscribe mail from %s failed", source)
+        return await _quarantine(runtime, raw, source, "email.unsubscribe", exc)
+    return EmailResult(EmailOutcome.UNSUBSCRIBE, source, item)
 
 
 async def ingest_raw(runtime: Runtime, raw: bytes, *, mailbox: str, source: str) -> EmailResult:
@@ -125,6 +143,8 @@ async def ingest_raw(runtime: Runtime, raw: bytes, *, mailbox: str, source: str)
         parsed = parse_raw(raw, mailbox=mailbox, settings=runtime.settings)
     except Exception as exc:  # one catch point: whatever the parser trips on, the raw bytes are kept
         return await _quarantine(runtime, raw, source, "email.parse", exc)
+    if isinstance(parsed, Inbound) and (done := await _unsubscribe(runtime, raw, parsed, source)) is not None:
+        return done
     try:
         if isinstance(parsed, DeliveryUpdate):
             return await _apply_bounce(runtime, raw, parsed, source)
@@ -154,6 +174,8 @@ async def ingest_raw_many(runtime: Runtime, mails: list[tuple[bytes, str]], *, m
             continue
         if isinstance(parsed, DeliveryUpdate):
             results[index] = await ingest_raw(runtime, raw, mailbox=mailbox, source=source)
+        elif (done := await _unsubscribe(runtime, raw, parsed, source)) is not None:
+            results[index] = done
         else:
             batch.append((index, parsed))
     if broken:

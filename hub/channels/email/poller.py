@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select, update
@@ -18,6 +19,7 @@ from sqlmodel import col
 
 from hub.channels.email.inbound import EmailOutcome, ingest_raw_many
 from hub.channels.email.mailbox import ImapError, ImapSession, MailboxConfig
+from hub.ops.context import traced
 from hub.settings import Settings, SettingsError
 from hub.store.engine import SessionFactory
 from hub.store.models import MailboxCheckpoint
@@ -87,6 +89,24 @@ async def advance(factory: SessionFactory, key: str, uidvalidity: int, uid: int)
         )
 
 
+async def _take(runtime: Runtime, box: ImapSession, uidvalidity: int, uids: list[int]) -> list[EmailOutcome]:
+    """Fetch, ingest, checkpoint and file one batch of UIDs; the outcome of each fetched mail."""
+    cfg = box.config
+    # A new trace id per batch (one ingest transaction), timed from the fetch: its log lines and
+    # the jobs its mails queue (auto-replies...) share it, as a webhook's do with its request id.
+    with traced(None, time.time()):
+        fetched = await box.fetch(uids)
+        if not fetched:
+            return []  # expunged by someone else meanwhile
+        mails = [(raw, f"imap:{cfg.key};UIDVALIDITY={uidvalidity};UID={uid}") for uid, raw in fetched]
+        results = await ingest_raw_many(runtime, mails, mailbox=cfg.address)
+        await advance(runtime.factory, cfg.key, uidvalidity, fetched[-1][0])  # after the commit, never before
+        for (uid, _), result in zip(fetched, results, strict=True):
+            if cfg.processed_folder and result.outcome is not EmailOutcome.QUARANTINED:
+                await box.move(uid, cfg.processed_folder)
+        return [result.outcome for result in results]
+
+
 async def drain(runtime: Runtime, box: ImapSession, stop: asyncio.Event | None = None) -> dict[str, int]:
     """Ingest every message above the checkpoint; return counts per outcome."""
     cfg = box.config
@@ -95,16 +115,8 @@ async def drain(runtime: Runtime, box: ImapSession, stop: asyncio.Event | None =
     uids = await box.uids_after(last)
     counts: dict[str, int] = {}
     for start in range(0, len(uids), cfg.batch):
-        fetched = await box.fetch(uids[start:start + cfg.batch])
-        if not fetched:
-            continue  # expunged by someone else meanwhile
-        mails = [(raw, f"imap:{cfg.key};UIDVALIDITY={uidvalidity};UID={uid}") for uid, raw in fetched]
-        results = await ingest_raw_many(runtime, mails, mailbox=cfg.address)
-        await advance(runtime.factory, cfg.key, uidvalidity, fetched[-1][0])  # after the commit, never before
-        for (uid, _), result in zip(fetched, results, strict=True):
-            counts[result.outcome.value] = counts.get(result.outcome.value, 0) + 1
-            if cfg.processed_folder and result.outcome is not EmailOutcome.QUARANTINED:
-                await box.move(uid, cfg.processed_folder)
+        for outcome in await _take(runtime, box, uidvalidity, uids[start:start + cfg.batch]):
+            counts[outcome.value] = counts.get(outcome.value, 0) + 1
         if stop is not None and stop.is_set():
             break
     return counts

@@ -16,10 +16,11 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from email.message import EmailMessage
+from typing import Any
 
 import aiosmtplib
 
-from hub.channels.email.compose import HeaderInjectionError, build_message
+from hub.channels.email.compose import HeaderInjectionError, build_message, render
 from hub.core.envelopes import Outbound, SendResult
 
 log = logging.getLogger(__name__)
@@ -118,16 +119,29 @@ def _refs(value: str | None) -> list[str]:
     return _MSGID.findall(value) or value.split()
 
 
-def compose(item: Outbound, mail_domain: str) -> EmailMessage:
-    """The RFC 5322 message for one Outbound: Reply-To reply+token, threading headers from the row."""
+def _compose_args(item: Outbound, mail_domain: str) -> tuple[Outbound, dict[str, Any]]:
+    """The Outbound without the headers the sender owns, and build_message's keyword arguments."""
     headers = {k.lower(): v for k, v in item.headers}
-    in_reply_to = next(iter(_refs(headers.get("in-reply-to"))), None)
     extra = tuple((k, v) for k, v in item.headers if k.lower() not in _SKIPPED_HEADERS)
     token = item.meta.get("thread_token")
-    return build_message(
-        replace(item, headers=extra), domain=mail_domain, reply_token=str(token) if token else None,
-        in_reply_to=in_reply_to, references=_refs(headers.get("references")),
-    )
+    return replace(item, headers=extra), {
+        "domain": mail_domain, "reply_token": str(token) if token else None,
+        "in_reply_to": next(iter(_refs(headers.get("in-reply-to"))), None),
+        "references": _refs(headers.get("references")),
+    }
+
+
+def compose(item: Outbound, mail_domain: str) -> EmailMessage:
+    """The RFC 5322 message for one Outbound: Reply-To reply+token, threading headers from the row."""
+    out, args = _compose_args(item, mail_domain)
+    return build_message(out, **args)
+
+
+def wire(item: Outbound, mail_domain: str) -> tuple[bytes, str] | EmailMessage:
+    """What goes on the wire: (bytes, Message-ID) for text and HTML mail, else the EmailMessage to flatten."""
+    out, args = _compose_args(item, mail_domain)
+    rendered = render(out, **args)
+    return rendered if rendered is not None else build_message(out, **args)
 
 
 def _failure(code: int, message: str, retry_after: float | None) -> SendResult:
@@ -147,10 +161,13 @@ class SmtpSender:
     async def send(self, item: Outbound) -> SendResult:
         """Send one message; the result says sent, retry later, or failed for good."""
         try:
-            message = compose(item, self.config.mail_domain)
+            message = wire(item, self.config.mail_domain)
         except (HeaderInjectionError, ValueError) as exc:
             return SendResult(ok=False, detail=str(exc), permanent=True, code="compose")
-        provider_id = (message["Message-ID"] or "").strip().strip("<>") or None
+        if isinstance(message, EmailMessage):
+            provider_id = (message["Message-ID"] or "").strip().strip("<>") or None
+        else:
+            provider_id = message[1] or None
         for attempt in (1, 2):
             try:
                 return await self._transaction(message, item, provider_id)
@@ -161,12 +178,17 @@ class SmtpSender:
                                       retry_after=self.config.retry_after)
         raise AssertionError("unreachable")
 
-    async def _transaction(self, message: EmailMessage, item: Outbound, provider_id: str | None) -> SendResult:
+    async def _transaction(
+        self, message: tuple[bytes, str] | EmailMessage, item: Outbound, provider_id: str | None
+    ) -> SendResult:
         async with self.pool.client() as client:
             try:
-                errors, reply = await client.send_message(
-                    message, sender=item.sender.value, recipients=[item.recipient.value]
-                )
+                if isinstance(message, EmailMessage):
+                    errors, reply = await client.send_message(
+                        message, sender=item.sender.value, recipients=[item.recipient.value]
+                    )
+                else:  # rendered 7-bit bytes with ASCII addresses: no flattening, no SMTPUTF8
+                    errors, reply = await client.sendmail(item.sender.value, [item.recipient.value], message[0])
             except aiosmtplib.SMTPRecipientsRefused as exc:
                 refused = exc.recipients[0]
                 return _failure(refused.code, refused.message, self.config.retry_after)

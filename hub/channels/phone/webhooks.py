@@ -12,7 +12,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 from twilio.twiml.voice_response import VoiceResponse
 
-from hub.channels.phone.signature import signed_form
 from hub.channels.phone.voice import WebhookFormError, parse_call, parse_recording, twiml_answer
 from hub.core.calls import log_call
 from hub.core.envelopes import CallLog
@@ -22,6 +21,7 @@ from hub.runtime import Runtime
 from hub.store.models import CallLog as CallRow
 from hub.store.models import TimelineEntry
 from hub.web.errors import bad_request
+from hub.web.twilio_signature import signed_form
 
 log = logging.getLogger(__name__)
 

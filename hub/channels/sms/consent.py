@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, delete, select
 
-from hub.core.delivery import suppress
+from hub.core.delivery import UNSUBSCRIBED, suppress
 from hub.store.models import Consent, Suppression
 from hub.store.types import utcnow
 
@@ -29,13 +29,13 @@ async def opt_in(
     session: AsyncSession, *, customer_id: int, channel: str, address: str, source: str,
     detail: str | None = None, at: datetime | None = None,
 ) -> None:
-    """Record a renewed consent and lift an opt-out suppression (never a hard bounce's)."""
+    """Record a renewed consent and lift an opt-out or unsubscribe suppression (never a hard bounce's)."""
     session.add(Consent(customer_id=customer_id, channel=channel, purpose=PURPOSE, granted=True,
                         source=source, detail=detail, at=at or utcnow()))
     await session.execute(
         delete(Suppression).where(
             col(Suppression.channel) == channel, col(Suppression.address) == address,
-            col(Suppression.reason) == OPT_OUT,
+            col(Suppression.reason).in_((OPT_OUT, UNSUBSCRIBED)),
         )
     )
 

@@ -1,15 +1,18 @@
 """Inbound SMS/WhatsApp ingest job: the webhook kept the raw form (see spool.py); this stores it.
 
-The job runs ingest, files the conversation under its inbox and records consent, in one
-transaction, and is idempotent on the MessageSid because Twilio retries and arq re-runs jobs.
+The job reads the form, runs ingest, files the conversation under its inbox, records consent and
+finishes its outbox row, all in one transaction, and is idempotent on the MessageSid because
+Twilio retries and arq re-runs jobs.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from multidict import MultiDict
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
@@ -19,13 +22,15 @@ from hub.channels.sms.parse import WebhookFormError, parse_inbound
 from hub.channels.sms.signature import form_fields
 from hub.core import outbox
 from hub.core.envelopes import Flag, Inbound
-from hub.core.events import CONVERSATION_CREATED, Event, EventHandler
 from hub.core.ingest import RACE_RETRIES, IngestResult, Outcome, ingest
-from hub.core.jobs import Handler, JobContext, PermanentError
+from hub.core.jobs import FINISHED, Handler, JobContext, PermanentError, finish_in
+from hub.core.outbox import JobQueue
 from hub.runtime import Runtime
-from hub.store.models import Conversation, Inbox, Message, OutboxItem, RawInput
+from hub.store.engine import SessionFactory
+from hub.store.models import Conversation, Inbox, Message, OutboxItem, RawInput, table
 
 INGEST_JOB = "twilio_inbound"
+T = TypeVar("T")
 
 
 async def inbox_for(session: AsyncSession, item: Inbound) -> Inbox | None:
@@ -37,22 +42,15 @@ async def inbox_for(session: AsyncSession, item: Inbound) -> Inbox | None:
     return found.scalars().first()
 
 
-def _place(conversation: Conversation, inbox: Inbox | None) -> None:
-    if inbox is not None and conversation.inbox_id is None:
+async def _file_older(session: AsyncSession, item: Inbound, conversation_id: int | None) -> None:
+    """An older conversation, opened before its number had an inbox, joins that inbox now."""
+    conversation = await session.get(Conversation, conversation_id) if conversation_id is not None else None
+    if conversation is None or conversation.inbox_id is not None:
+        return
+    inbox = await inbox_for(session, item)
+    if inbox is not None:
         conversation.inbox_id = inbox.id
         conversation.team_id = conversation.team_id or inbox.team_id
-
-
-def _placer(inbox: Inbox | None) -> EventHandler:
-    """An event handler that files a new conversation under the inbox before routing hears of it."""
-
-    async def place(session: AsyncSession, event: Event) -> None:
-        if event.type == CONVERSATION_CREATED and event.conversation_id is not None:
-            conversation = await session.get(Conversation, event.conversation_id)
-            if conversation is not None:
-                _place(conversation, inbox)
-
-    return place
 
 
 async def _consent(session: AsyncSession, item: Inbound, result: IngestResult, source: str) -> None:
@@ -83,50 +81,59 @@ def with_segments(item: Inbound) -> Inbound:
 async def _store(
     session: AsyncSession, runtime: Runtime, item: Inbound, consent_source: str, raw_id: int | None
 ) -> IngestResult:
-    inbox = await inbox_for(session, item)
-    base = runtime.ingest_context
-    ctx = dataclasses.replace(base, handlers=(_placer(inbox), *base.handlers))
-    result = await ingest(session, item, ctx)
+    # ingest files a new conversation under the inbox of its To number itself
+    result = await ingest(session, item, runtime.ingest_context)
     if result.outcome is Outcome.STORED:
-        conversation = await session.get(Conversation, result.conversation_id)
-        if conversation is not None:
-            _place(conversation, inbox)  # an older conversation opened before the inbox existed
-        message = await session.get(Message, result.message_id)
-        if message is not None and raw_id is not None:
-            message.raw_id = raw_id  # the webhook kept the form already; no second copy
+        if not result.new_conversation:
+            await _file_older(session, item, result.conversation_id)
+        if raw_id is not None:  # the webhook kept the form already; no second copy
+            messages = table(Message)
+            await session.execute(update(messages).where(messages.c.id == result.message_id).values(raw_id=raw_id))
         await _consent(session, item, result, consent_source)
     return result
 
 
-async def store(
-    runtime: Runtime, item: Inbound, *, consent_source: str, raw_id: int | None = None
-) -> IngestResult:
-    """Ingest once; retried when a concurrent delivery of the same message won the unique index."""
+async def _retried(factory: SessionFactory, queue: JobQueue, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """Run `work` in one transaction; again when a concurrent delivery of the same message won the unique index."""
     for attempt in range(RACE_RETRIES):
         try:
-            async with outbox.unit_of_work(runtime.factory, runtime.queue) as session:
-                return await _store(session, runtime, item, consent_source, raw_id)
+            async with outbox.unit_of_work(factory, queue) as session:
+                return await work(session)
         except IntegrityError:
             if attempt == RACE_RETRIES - 1:
                 raise
     raise AssertionError("unreachable")
 
 
+async def store(
+    runtime: Runtime, item: Inbound, *, consent_source: str, raw_id: int | None = None
+) -> IngestResult:
+    """Ingest once; retried when a concurrent delivery of the same message won the unique index."""
+    return await _retried(runtime.factory, runtime.queue,
+                          lambda session: _store(session, runtime, item, consent_source, raw_id))
+
+
+async def _ingest_kept(session: AsyncSession, runtime: Runtime, job: OutboxItem) -> dict[str, Any]:
+    """Parse the kept form, store it and finish the job's row, in the caller's transaction."""
+    raw_id = int(job.payload["raw_id"])
+    raw = await session.get(RawInput, raw_id)
+    if raw is None:
+        raise PermanentError(f"raw webhook form {raw_id} is gone")
+    form = form_fields(raw.data)
+    try:
+        item = parse_inbound(form, region=runtime.settings.default_region, now=raw.received_at)
+    except WebhookFormError as exc:  # the webhook parsed it before queueing; only new code gets here
+        raise PermanentError(str(exc)) from exc
+    result = await _store(session, runtime, with_segments(item), consent_source(form), raw_id)
+    done = {"outcome": result.outcome.value, "message_id": result.message_id}
+    await finish_in(session, job, done)  # one transaction per job, not a second one to mark it
+    return {**done, FINISHED: True}
+
+
 def ingest_job(runtime: Runtime) -> Handler:
     """The outbox handler that ingests a kept webhook form (bound to this runtime's handlers)."""
 
     async def run(ctx: JobContext, job: OutboxItem) -> dict[str, Any]:
-        raw_id = int(job.payload["raw_id"])
-        async with ctx.factory() as session:
-            raw = await session.get(RawInput, raw_id)
-        if raw is None:
-            raise PermanentError(f"raw webhook form {raw_id} is gone")
-        form = form_fields(raw.data)
-        try:
-            item = parse_inbound(form, region=runtime.settings.default_region, now=raw.received_at)
-        except WebhookFormError as exc:  # the webhook parsed it before queueing; only new code gets here
-            raise PermanentError(str(exc)) from exc
-        result = await store(runtime, with_segments(item), consent_source=consent_source(form), raw_id=raw_id)
-        return {"outcome": result.outcome.value, "message_id": result.message_id}
+        return await _retried(ctx.factory, ctx.queue, lambda session: _ingest_kept(session, runtime, job))
 
     return run

@@ -18,8 +18,10 @@ from sqlmodel import col, select
 
 from hub.core import outbox
 from hub.core.envelopes import Inbound
+from hub.ops.context import current_trace_id, trace_entry
 from hub.runtime import Runtime
-from hub.store.models import Message, OutboxItem, RawInput
+from hub.store import ids
+from hub.store.models import Message, OutboxItem, RawInput, table
 from hub.store.types import utcnow
 
 FORM = "application/x-www-form-urlencoded"
@@ -31,15 +33,23 @@ class _Pending:
     item: Inbound
     body: bytes
     done: asyncio.Future[None]
+    # Taken per request: the writer task runs in the context of whichever request started it.
+    trace_id: str | None = None
 
 
 async def _fresh(session: AsyncSession, batch: list[_Pending]) -> list[_Pending]:
     """The batch without Twilio retries: MessageSids already stored, or twice in the batch."""
-    sids = {p.item.external_id for p in batch}
-    stored = await session.execute(
-        select(col(Message.channel), col(Message.external_id)).where(col(Message.external_id).in_(sids))
-    )
-    seen = {(channel, sid) for channel, sid in stored.all()}
+    by_channel: dict[str, set[str]] = {}
+    for pending in batch:
+        by_channel.setdefault(pending.item.channel.value, set()).add(pending.item.external_id)
+    seen: set[tuple[str, str]] = set()
+    for channel, sids in by_channel.items():
+        # channel = ? AND external_id IN (...) walks the unique index; external_id alone scans messages
+        stored = await session.execute(
+            select(col(Message.external_id))
+            .where(col(Message.channel) == channel, col(Message.external_id).in_(sids))
+        )
+        seen.update((channel, sid) for sid in stored.scalars() if sid is not None)
     fresh = []
     for pending in batch:
         key = (pending.item.channel.value, pending.item.external_id)
@@ -60,7 +70,7 @@ class Spool:
     async def keep(self, item: Inbound, body: bytes) -> None:
         """Return once the form is committed with its ingest job queued (an exception means it is not)."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append(_Pending(item, body, done))
+        self._pending.append(_Pending(item, body, done, current_trace_id()))
         if self._writer is None or self._writer.done():
             # The writer exits when nothing is pending, so no task outlives the loop.
             self._writer = asyncio.create_task(self._drain(), name="sms-spool")
@@ -87,17 +97,19 @@ class Spool:
             fresh = await _fresh(session, batch)
             if not fresh:
                 return []
-            # Core multi-row inserts: ORM objects cost more than the rest of the request here.
-            raw_ids = (await session.execute(
-                insert(RawInput).returning(col(RawInput.id), sort_by_parameter_order=True),
-                [{"channel": p.item.channel.value, "content_type": FORM, "data": p.body,
-                  "sha256": hashlib.sha256(p.body).hexdigest(), "received_at": now} for p in fresh],
-            )).scalars().all()
-            job_ids = (await session.execute(
-                insert(OutboxItem).returning(col(OutboxItem.id), sort_by_parameter_order=True),
-                [{"kind": self.job, "payload": {"raw_id": raw_id, "channel": p.item.channel.value},
-                  "status": "queued", "attempt": 0, "max_attempts": attempts, "available_at": now,
-                  "result": {}, "created_at": now, "updated_at": now}
-                 for raw_id, p in zip(raw_ids, fresh, strict=True)],
-            )).scalars().all()
-        return [i for i in job_ids if i is not None]
+            # Ids taken first, so each table gets one executemany: RETURNING in parameter order
+            # would make SQLAlchemy insert row by row on SQLite.
+            raw_ids = await ids.allocate(session, "rawinput", len(fresh))
+            job_ids = await ids.allocate(session, "outboxitem", len(fresh))
+            # Core inserts: ORM objects cost more than the rest of the request here.
+            await session.execute(insert(table(RawInput)), [
+                {"id": raw_id, "channel": p.item.channel.value, "content_type": FORM, "data": p.body,
+                 "sha256": hashlib.sha256(p.body).hexdigest(), "received_at": now}
+                for raw_id, p in zip(raw_ids, fresh, strict=True)])
+            await session.execute(insert(table(OutboxItem)), [
+                {"id": job_id, "kind": self.job,
+                 "payload": {"raw_id": raw_id, "channel": p.item.channel.value, **trace_entry(p.trace_id)},
+                 "status": "queued", "attempt": 0, "max_attempts": attempts, "available_at": now,
+                 "result": {}, "created_at": now, "updated_at": now}
+                for job_id, raw_id, p in zip(job_ids, raw_ids, fresh, strict=True)])
+        return job_ids

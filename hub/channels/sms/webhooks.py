@@ -27,11 +27,16 @@ log = logging.getLogger(__name__)
 DEAD_NUMBER_CODES = frozenset({"21211", "21612", "21614", "30005", "30006", "63024"})
 
 
+# Rendered once: nearly every webhook has nothing to say back, and building TwiML is not free.
+EMPTY_TWIML = str(MessagingResponse())
+
+
 def twiml(reply: str | None = None) -> web.Response:
     """Empty TwiML (nothing to say back), or one <Message> reply."""
+    if not reply:
+        return web.Response(text=EMPTY_TWIML, content_type="text/xml")
     response = MessagingResponse()
-    if reply:
-        response.message(reply)
+    response.message(reply)
     return web.Response(text=str(response), content_type="text/xml")
 
 
@@ -72,7 +77,7 @@ async def status_webhook(request: web.Request) -> web.Response:
     except WebhookFormError as exc:
         raise await _refuse(runtime, request, body, exc) from None
     async with runtime.factory() as session, session.begin():
-        message = await apply_update(session, update)
+        message = await apply_update(session, update, tuple(runtime.handlers))
         if update.code == "21610" and message is not None and update.recipient:
             await consent.opt_out(session, customer_id=message.customer_id, channel=update.channel.value,
                                   address=update.recipient, source="twilio_error_21610", detail=update.detail)

@@ -30,3 +30,4 @@ def wire_sms(runtime: hub_runtime.Runtime) -> None:
     sender = TwilioSender(settings, runtime.factory, throttle)
     runtime.jobs.senders = {**runtime.jobs.senders, Channel.SMS.value: sender, Channel.WHATSAPP.value: sender}
     runtime.extras[SENDER_KEY] = sender
+    runtime.extras.setdefault(hub_runtime.CLOSERS, []).append(sender.aclose)  # its HTTP session

@@ -12,7 +12,9 @@ from sqlalchemy import func, select
 from sqlmodel import col
 
 from hub import runtime as hub_runtime
-from hub.campaigns import service
+from hub.campaigns import scheduler, service
+from hub.campaigns.jobs import context
+from hub.campaigns.queue import LocalBatchQueue
 from hub.settings import load_settings
 from hub.store.models import Campaign, CampaignRecipient
 
@@ -62,3 +64,12 @@ async def wait_sent(rt: hub_runtime.Runtime, campaign_id: int, at_least: int, wi
             return
         await asyncio.sleep(0.05)
     raise TimeoutError(f"fewer than {at_least} sent: {await statuses(rt, campaign_id)}")
+
+
+async def run_to_end(rt: hub_runtime.Runtime, rounds: int = 5) -> None:
+    """Scheduler ticks and in-process batch drains, enough to finish a small campaign."""
+    sc = context(rt)
+    for _ in range(rounds):
+        await scheduler.tick(sc)
+        assert isinstance(sc.queue, LocalBatchQueue)
+        await sc.queue.drain()

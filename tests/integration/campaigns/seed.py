@@ -21,7 +21,8 @@ def address(n: int) -> str:
 
 
 def phone(n: int) -> str:
-    return f"+1555{n:07d}"
+    """A valid Italian mobile number in E.164 (the SMS webhook refuses numbers that cannot exist)."""
+    return f"+39348{n:07d}"
 
 
 async def customers(factory: SessionFactory, count: int, *, tags: list[str] | None = None, start: int = 0,

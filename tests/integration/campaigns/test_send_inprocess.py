@@ -12,12 +12,11 @@ from sqlalchemy import func, select
 from sqlmodel import col
 
 from hub import runtime as hub_runtime
-from hub.campaigns import lifecycle, scheduler, service
-from hub.campaigns.jobs import context
-from hub.campaigns.queue import LocalBatchQueue
+from hub.campaigns import lifecycle, service
 from hub.settings import Settings, load_settings
 from hub.store.models import Campaign, CampaignRecipient, Consent, Suppression
 from tests.integration.campaigns import seed
+from tests.integration.campaigns.common import run_to_end
 from tests.support.smtp_sink import SmtpSink
 
 
@@ -32,14 +31,6 @@ def mail_settings(database_url: str, tmp_path: Path, sink: SmtpSink) -> Settings
     return load_settings(database_url=database_url, data_dir=tmp_path / "data", redis_url=None,
                          mail_domain="hub.test", smtp_from="offers@hotel.test", smtp_host="127.0.0.1",
                          smtp_port=sink.port, public_url="https://hub.test", campaign_chunk_size=20)
-
-
-async def run_to_end(rt: hub_runtime.Runtime, rounds: int = 5) -> None:
-    sc = context(rt)
-    for _ in range(rounds):
-        await scheduler.tick(sc)
-        assert isinstance(sc.queue, LocalBatchQueue)
-        await sc.queue.drain()
 
 
 async def test_campaign_reaches_each_recipient_once_personalised(mail_settings: Settings, sink: SmtpSink) -> None:

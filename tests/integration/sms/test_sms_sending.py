@@ -23,33 +23,25 @@ from hub.core.delivery import to_outbound
 from hub.core.envelopes import Address, AddressKind, Channel, Inbound
 from hub.core.ingest import ingest_once
 from hub.core.replies import ReplyError, ReplyRequest, create_reply
-from hub.settings import Settings, load_settings
+from hub.settings import Settings
 from hub.store.models import Agent, Consent, Conversation, Message, OutboxItem, Suppression
 from hub.store.types import utcnow
-from tests.integration.sms.twilio_fake import (
+from tests.support.twilio_fake import (
     BROKEN,
     HUB_NUMBER,
     INVALID,
     OPTED_OUT,
     TOO_MANY,
     FakeTwilio,
-    fake_twilio,
-    twilio_settings,
+    sms_settings,
 )
 
 GUEST = "+393471112233"
 
 
 @pytest.fixture
-async def twilio() -> AsyncIterator[FakeTwilio]:
-    async with fake_twilio() as fake:
-        yield fake
-
-
-@pytest.fixture
 def settings(database_url: str, tmp_path: Path, twilio: FakeTwilio) -> Settings:
-    return load_settings(database_url=database_url, data_dir=tmp_path / "data", redis_url=None,
-                         mail_domain="hub.test", **twilio_settings(twilio.url))
+    return sms_settings(database_url, tmp_path, twilio)
 
 
 @pytest.fixture
@@ -203,7 +195,9 @@ async def test_the_local_bucket_holds_the_configured_rate() -> None:
     started = time.monotonic()
     for _ in range(11):
         assert await throttle.acquire(HUB_NUMBER) == 0.0
-    assert 0.18 <= time.monotonic() - started <= 0.4  # 10 waits of 20 ms after the first token
+    # 10 waits of 20 ms after the first token; only the lower bound is a property of the bucket
+    # (an upper bound would time the machine: bench/sms_throttle.py measures the rate itself).
+    assert time.monotonic() - started >= 0.18
 
 
 @pytest.mark.redis
@@ -220,4 +214,4 @@ async def test_the_redis_bucket_is_shared_by_concurrent_takers(redis_url: str) -
     elapsed = time.monotonic() - started
     for c in clients:
         await c.aclose()
-    assert 0.4 <= elapsed <= 0.9  # 20 tokens at 40/s from one shared bucket (burst 1): ~0.475 s
+    assert elapsed >= 0.45  # 20 tokens at 40/s from one shared bucket (burst 1): at least 19 waits of 25 ms

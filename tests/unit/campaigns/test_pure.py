@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from hub.campaigns import abtest, templates, tokens
+from hub.campaigns import abtest, mailto, templates, tokens
 from hub.campaigns.templates import TemplateProblem, TemplateSource
 from hub.campaigns.timing import QuietHours, send_after
 
@@ -45,3 +45,20 @@ def test_templates_are_validated_and_rendered_in_a_sandbox() -> None:
 def test_ab_winner_is_the_best_rate() -> None:
     assert abtest.choose({"A": 100, "B": 100}, {"A": 10, "B": 30}) == "B"
     assert abtest.choose({}, {}) is None
+
+
+def test_address_tokens_survive_case_changes_and_name_only_their_recipient() -> None:
+    token = tokens.sign_address("k", "unsub", 42)
+    assert token == token.lower() and tokens.verify_address("k", "unsub", token.upper()) == 42
+    tampered = [token.replace("42.", "43."), token[:-1] + ("0" if token[-1] != "0" else "1"), "42." + "a" * 23]
+    for bad, purpose, secret in [(t, "unsub", "k") for t in tampered] + [(token, "open", "k"), (token, "unsub", "j")]:
+        with pytest.raises(tokens.BadToken):
+            tokens.verify_address(secret, purpose, bad)
+
+
+def test_unsubscribe_tokens_are_read_from_the_recipient_headers_of_our_domain_only() -> None:
+    raw = (b"From: a@example.com\r\nTo: Hotel <UNSUBSCRIBE+1.AB@Hub.Test>, unsubscribe+2.cd@other.test\r\n"
+           b"Delivered-To: unsubscribe+3.ef@hub.test\r\nSubject: unsubscribe+4.gh@hub.test\r\n\r\n"
+           b"Cc: unsubscribe+5.ij@hub.test\r\n")
+    assert mailto.unsubscribe_tokens(raw, "hub.test") == ["1.AB", "3.ef"]
+    assert mailto.unsubscribe_tokens(b"From: a@example.com\r\nTo: reception@hub.test\r\n\r\nhi", "hub.test") == []

@@ -1,17 +1,23 @@
-"""A local aiohttp server speaking Twilio's Messages API JSON, and signed webhook helpers.
+"""A local aiohttp server speaking Twilio's Messages API JSON, the `twilio` fixture, signed webhook helpers.
 
-Twilio's cloud is the only thing replaced in the tests; everything else is the real code.
+Twilio's cloud is the only thing replaced in the tests; everything else is the real code. The
+fixture is registered for the whole suite by `pytest_plugins` in tests/conftest.py.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import pytest
 from aiohttp import web
 from twilio.request_validator import RequestValidator
+
+from hub.settings import Settings, load_settings
 
 ACCOUNT_SID = "AC" + "0" * 32
 AUTH_TOKEN = "test-auth-token"
@@ -27,11 +33,19 @@ BROKEN = (500, 20500, "Internal Server Error")
 
 @dataclass
 class FakeTwilio:
-    """Records every Messages.json request; `answers[to]` lists errors to give before succeeding."""
+    """Records every Messages.json request; `answers[to]` lists errors to give before succeeding.
+
+    While `gate` is cleared, requests are recorded but not answered (a slow provider), so a test
+    can act while sends are in flight.
+    """
 
     url: str = ""
     requests: list[dict[str, str]] = field(default_factory=list)
     answers: dict[str, list[tuple[int, int, str]]] = field(default_factory=dict)
+    gate: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        self.gate.set()
 
     def to(self, number: str) -> list[dict[str, str]]:
         return [r for r in self.requests if r["To"].removeprefix("whatsapp:") == number]
@@ -39,6 +53,7 @@ class FakeTwilio:
     async def messages(self, request: web.Request) -> web.Response:
         form = {k: str(v) for k, v in (await request.post()).items()}
         self.requests.append(form)
+        await self.gate.wait()
         queued = self.answers.get(form["To"].removeprefix("whatsapp:"))
         if queued:
             status, code, text = queued.pop(0)
@@ -73,6 +88,25 @@ async def fake_twilio() -> AsyncIterator[FakeTwilio]:
         await runner.cleanup()
 
 
+@pytest.fixture
+async def twilio() -> AsyncIterator[FakeTwilio]:
+    """The fake Twilio on a free local port."""
+    async with fake_twilio() as fake:
+        yield fake
+
+
+def sms_settings(database_url: str, tmp_path: Path, fake: FakeTwilio, **extra: Any) -> Settings:
+    """Embedded-mode settings (no Redis) whose SMS sender talks to the fake and trusts its signatures."""
+    values: dict[str, Any] = {"database_url": database_url, "data_dir": tmp_path / "data", "redis_url": None,
+                              "mail_domain": "hub.test", **twilio_settings(fake.url), **extra}
+    return load_settings(**values)
+
+
+def twilio_env(base_url: str) -> dict[str, str]:
+    """The same settings as HUB_* environment variables, for `hub worker` processes and the CLI."""
+    return {f"HUB_{k.upper()}": str(v) for k, v in twilio_settings(base_url).items() if v is not None}
+
+
 def twilio_settings(base_url: str = "") -> dict[str, Any]:
     """Settings overrides that make the hub talk to (and trust) the fake Twilio."""
     return {"twilio_account_sid": ACCOUNT_SID, "twilio_auth_token": AUTH_TOKEN, "public_url": PUBLIC_URL,
@@ -84,6 +118,14 @@ def sign(
 ) -> dict[str, str]:
     """The X-Twilio-Signature header Twilio would send for this form posted to base + path."""
     return {"X-Twilio-Signature": RequestValidator(token).compute_signature(base + path, dict(params))}
+
+
+def status_form(sid: str, status: str, to: str, *, code: str | None = None, text: str = "") -> dict[str, str]:
+    """A message status callback form as Twilio posts it."""
+    form = {"MessageSid": sid, "MessageStatus": status, "To": to, "From": HUB_NUMBER, "AccountSid": ACCOUNT_SID}
+    if code:
+        form.update(ErrorCode=code, ErrorMessage=text)
+    return form
 
 
 def sms_form(sid: str, body: str = "Ciao", *, sender: str = "+393471112233", to: str = HUB_NUMBER,

@@ -1,0 +1,155 @@
+"""Batched writes at the driver: SQLAlchemy compiles a statement once, the DBAPI's executemany runs it.
+
+For a large executemany most of SQLAlchemy's cost is per row and per value: a parameter dict, a
+bind processor call for every JSON and datetime value. Here values are converted by a `Binder`
+with the column types' own bind processors, so a row is stored byte for byte as the ORM would
+store it, but a value shared by many rows (a batch's "now", a message's time) is converted once.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
+from functools import lru_cache
+from operator import itemgetter
+from typing import Any
+
+from sqlalchemy import ColumnElement, Table, and_, insert, or_
+from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.types import TypeEngine
+
+from hub.store.types import JsonType, UTCDateTime
+
+Row = tuple[Any, ...]
+
+
+def _processor(type_: TypeEngine[Any], dialect: Dialect) -> Callable[[Any], Any]:
+    """The function SQLAlchemy applies to a value of `type_` before handing it to the driver."""
+    process = type_.dialect_impl(dialect).bind_processor(dialect)
+    return process if process is not None else _same
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+class Binder:
+    """Python values to driver values with the column types' bind processors, for one dialect."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        self._time = _processor(UTCDateTime(), dialect)
+        self._json = _processor(JsonType, dialect)
+        # Most JSON columns of a new row are empty: serialise those once.
+        self._empty_list = self._json([])
+        self._empty_dict = self._json({})
+
+    def time(self, value: datetime | None) -> Any:
+        """A UTCDateTime column's value as stored (a string on SQLite, aware UTC on PostgreSQL)."""
+        return self._time(value)
+
+    def json(self, value: Any) -> Any:
+        """A JSON column's value as stored (the serialised text on both databases)."""
+        if isinstance(value, list) and not value:
+            return self._empty_list
+        if isinstance(value, dict) and not value:
+            return self._empty_dict
+        return self._json(value)
+
+
+@lru_cache(maxsize=32)
+def binder(dialect: Dialect) -> Binder:
+    """The Binder of a dialect (one per engine; dialects compare by identity)."""
+    return Binder(dialect)
+
+
+def session_binder(session: AsyncSession) -> Binder:
+    """The Binder for the database a session is bound to."""
+    return binder(session.get_bind().dialect)
+
+
+def pairs_in(
+    first: ColumnElement[Any], second: ColumnElement[Any], pairs: Iterable[tuple[Any, Any]], chunk: int = 500
+) -> list[ColumnElement[bool]]:
+    """WHERE clauses matching (first, second) pairs, one clause per `chunk` pairs.
+
+    Each clause ORs `first = ? AND second IN (...)` per value of `first`: both databases answer
+    that from a (first, second) index (SQLite's multi-index OR), where a row-value IN would scan.
+    """
+    grouped: dict[Any, list[Any]] = {}
+    for key, value in pairs:
+        grouped.setdefault(key, []).append(value)
+    clauses: list[ColumnElement[bool]] = []
+    terms: list[ColumnElement[bool]] = []
+    size = 0
+    for key, values in grouped.items():
+        for start in range(0, len(values), chunk):
+            part = values[start:start + chunk]
+            if terms and size + len(part) > chunk:
+                clauses.append(or_(*terms))
+                terms, size = [], 0
+            terms.append(and_(first == key, second.in_(part)))
+            size += len(part)
+    if terms:
+        clauses.append(or_(*terms))
+    return clauses
+
+
+class DriverStatement:
+    """One statement compiled per dialect for the driver's executemany; rows are tuples in `names` order."""
+
+    def __init__(self, statement: ClauseElement, names: Sequence[str]) -> None:
+        self.statement = statement
+        self.names = tuple(names)
+        self._compiled: dict[tuple[type[Dialect], str], tuple[str, tuple[int, ...] | None]] = {}
+
+    @classmethod
+    def insert(cls, table: Table, columns: Sequence[str]) -> DriverStatement:
+        """INSERT INTO table (columns) VALUES (...), without RETURNING: ids are allocated before."""
+        return cls(insert(table).inline(), columns)
+
+    def _compile(self, dialect: Dialect) -> tuple[str, tuple[int, ...] | None]:
+        key = (type(dialect), dialect.paramstyle)
+        found = self._compiled.get(key)
+        if found is None:
+            compiled = self.statement.compile(dialect=dialect, column_keys=list(self.names), for_executemany=True)
+            assert isinstance(compiled, SQLCompiler)
+            wanted = tuple(compiled.positiontup or ())
+            if set(wanted) != set(self.names):
+                # e.g. a column with a default left out: SQLAlchemy would add it, the rows lack it
+                raise ValueError(f"statement parameters {wanted} are not {self.names}")
+            order = tuple(self.names.index(name) for name in wanted)
+            # Rows go to the driver as given when the statement takes each value once, in order.
+            found = (str(compiled), None if order == tuple(range(len(self.names))) else order)
+            self._compiled[key] = found
+        return found
+
+    async def run(self, session: AsyncSession, rows: Sequence[Row]) -> None:
+        """Execute the statement once per row, in one executemany on the session's connection."""
+        if not rows:
+            return
+        connection = await session.connection()
+        sql, order = self._compile(connection.dialect)
+        params = list(rows) if order is None else list(map(itemgetter(*order), rows))
+        if connection.dialect.driver == "aiosqlite":
+            await _aiosqlite_executemany(connection, sql, params)
+        else:
+            await connection.exec_driver_sql(sql, params)
+
+
+async def _aiosqlite_executemany(connection: AsyncConnection, sql: str, params: list[Row]) -> None:
+    """aiosqlite runs every call on its own thread: one hop for the batch, where SQLAlchemy's
+    adapted cursor takes three (open, executemany, close) plus its execution bookkeeping.
+
+    Errors are raised as SQLAlchemy's, so callers catch IntegrityError alike on every database.
+    """
+    driver = (await connection.get_raw_connection()).driver_connection
+    assert driver is not None
+    try:
+        await driver.executemany(sql, params)
+    except sqlite3.Error as error:
+        raise DBAPIError.instance(sql, params, error, sqlite3.Error) from error
