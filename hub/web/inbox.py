@@ -89,6 +89,16 @@ def before_clause(cursor: str) -> ColumnElement[bool]:
 class Row:
     conversation: Conversation
     customer_name: str
+    preview: str
+    complaint_open: bool
+
+
+def _newest_text() -> ColumnElement[str]:
+    """The newest non-note message text of the row's conversation: one index probe per page row."""
+    return (select(func.substr(func.coalesce(Message.visible_text, Message.body_text), 1, PREVIEW_LEN))
+            .where(col(Message.conversation_id) == col(Conversation.id), col(Message.direction) != "note")
+            .order_by(col(Message.created_at).desc(), col(Message.id).desc()).limit(1)
+            .correlate(Conversation).scalar_subquery())
 
 
 async def list_page(session: AsyncSession, dialect: str, scope: Scope,
@@ -97,45 +107,27 @@ async def list_page(session: AsyncSession, dialect: str, scope: Scope,
     clauses = filters(dialect, scope, query)
     if query.before:
         clauses.append(before_clause(query.before))
-    stmt = (select(Conversation, col(Customer.display_name))
+    # Preview and badge are select-list subqueries: evaluated only for the rows the LIMIT keeps,
+    # and one round trip per page instead of three.
+    stmt = (select(Conversation, col(Customer.display_name), _newest_text(), complaint_open())
             .join(Customer, col(Customer.id) == Conversation.customer_id).where(*clauses)
             .order_by(col(Conversation.last_message_at).desc(), col(Conversation.id).desc()).limit(query.limit + 1))
-    rows = [Row(c, name) for c, name in (await session.execute(stmt)).all()]
+    rows = [Row(c, name, " ".join((body or "").split()), bool(badge))
+            for c, name, body, badge in (await session.execute(stmt)).all()]
     page = rows[:query.limit]
-    ids = [r.conversation.id for r in page if r.conversation.id is not None]
-    previews, complaints = await _previews(session, ids), await _with_open_complaint(session, ids)
-    items = [_item(r, previews, complaints) for r in page]
+    items = [_item(r) for r in page]
     last = page[-1].conversation if page else None
     more = len(rows) > query.limit and last is not None and last.id is not None
     return schemas.ConversationPage(items=items, next_before=encode_cursor(last.last_message_at, last.id)
                                     if more and last is not None and last.id is not None else None)
 
 
-def _item(row: Row, previews: dict[int, str], complaints: set[int]) -> schemas.ConversationListItem:
+def _item(row: Row) -> schemas.ConversationListItem:
     item = schemas.ConversationListItem.model_validate(row.conversation)
     item.customer_name = row.customer_name
-    item.preview = previews.get(item.id, "")
-    item.complaint_open = item.id in complaints
+    item.preview = row.preview
+    item.complaint_open = row.complaint_open
     return item
-
-
-async def _previews(session: AsyncSession, ids: list[int]) -> dict[int, str]:
-    """The newest non-note message text of each conversation: one index probe per row of the page."""
-    if not ids:
-        return {}
-    newest = (select(func.substr(func.coalesce(Message.visible_text, Message.body_text), 1, PREVIEW_LEN))
-              .where(col(Message.conversation_id) == col(Conversation.id), col(Message.direction) != "note")
-              .order_by(col(Message.created_at).desc(), col(Message.id).desc()).limit(1).scalar_subquery())
-    rows = await session.execute(select(col(Conversation.id), newest).where(col(Conversation.id).in_(ids)))
-    return {cid: " ".join((body or "").split()) for cid, body in rows.all()}
-
-
-async def _with_open_complaint(session: AsyncSession, ids: list[int]) -> set[int]:
-    if not ids:
-        return set()
-    rows = await session.execute(select(col(Complaint.conversation_id)).where(
-        col(Complaint.conversation_id).in_(ids), col(Complaint.status).in_(OPEN_COMPLAINT)))
-    return {cid for cid in rows.scalars() if cid is not None}
 
 
 async def counts(session: AsyncSession, scope: Scope) -> schemas.InboxCounts:
