@@ -33,11 +33,21 @@ from sqlmodel import col
 
 from hub.ops.status import HEARTBEAT_PREFIX
 from hub.store.models import DomainEvent, Message, OutboxItem
-from tests.support.services import REDIS_BASE, free_port, postgres_database, wait_port
-from tests.support.smtp_sink import SmtpSink
-from tests.support.twilio_fake import AUTH_TOKEN, FakeTwilio, fake_twilio, sign, sms_form, twilio_settings
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run as `python bench/scaleout.py`: the local fakes live in tests/support
+
+from tests.support.services import REDIS_BASE, free_port, postgres_database, wait_port  # noqa: E402
+from tests.support.smtp_sink import SmtpSink  # noqa: E402
+from tests.support.twilio_fake import (  # noqa: E402
+    AUTH_TOKEN,
+    FakeTwilio,
+    fake_twilio,
+    sign,
+    sms_form,
+    twilio_settings,
+)
+
 ADMIN, PASSWORD = "admin@hotel.test", "Scale-Out-Pass-9"
 SMS_PATH = "/webhooks/twilio/sms"
 

@@ -15,7 +15,8 @@ from sqlmodel import col
 from hub import runtime as hub_runtime
 from hub.channels.email.mailbox import ImapSession
 from hub.channels.email.poller import poll_once
-from hub.store.models import MailboxCheckpoint, Message, QuarantineItem
+from hub.routing.wiring import rules_changed
+from hub.store.models import MailboxCheckpoint, Message, OutboxItem, QuarantineItem, Rule, Template
 from tests.integration.email.conftest import HOTEL, mailbox, polling
 from tests.support.dovecot import Dovecot
 from tests.unit.email.test_email_fuzz import mutated
@@ -137,6 +138,24 @@ async def test_processed_folder_receives_ingested_mail(runtime: hub_runtime.Runt
     config = mailbox(dovecot, processed_folder="Processed")
     assert (await poll_once(runtime, [config]))[config.key] == {"stored": 2}
     assert await dovecot.count("INBOX") == 0 and await dovecot.count("Processed") == 2
+
+
+async def test_each_fetched_batch_runs_under_a_trace_id_of_its_own(
+    runtime: hub_runtime.Runtime, dovecot: Dovecot
+) -> None:
+    async with runtime.factory() as session, session.begin():
+        session.add(Template(name="ack", channel="email", purpose="transactional", body_text="Grazie {{ name }}!"))
+        session.add(Rule(name="ack", event="message.received", actions=[{"type": "auto_reply", "template": "ack"}],
+                         condition={"field": "message.visible_text", "op": "contains_any", "value": ["Hello"]}))
+    rules_changed(runtime)
+    await dovecot.append(*(mail(n, sender=f"guest{n}@example.com") for n in range(4)))
+    config = mailbox(dovecot, batch=2)
+    assert (await poll_once(runtime, [config]))[config.key] == {"stored": 4}
+    async with runtime.factory() as session:  # the auto-replies' outbox rows, in ingest order
+        rows = (await session.execute(select(OutboxItem).order_by(col(OutboxItem.id)))).scalars().all()
+    traces = [row.payload.get("trace_id") for row in rows]
+    assert len(traces) == 4 and None not in traces
+    assert traces[0] == traces[1] != traces[2] == traces[3]  # one ingest transaction, one trace id
 
 
 def _fuzz_cases(count: int) -> list[bytes]:
