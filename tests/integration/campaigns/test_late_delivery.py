@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select
 from sqlmodel import col
@@ -24,12 +22,6 @@ from tests.support.twilio_fake import FakeTwilio, sign, sms_settings, status_for
 
 HOTEL = "offers@hotel.test"
 STATUS = "/webhooks/twilio/status"
-
-
-@pytest.fixture
-def sink() -> Iterator[SmtpSink]:
-    with SmtpSink() as running:
-        yield running
 
 
 def dsn(original_id: str, recipient: str, status: str) -> bytes:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import email
 import email.policy
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -18,12 +17,6 @@ from hub.store.models import Campaign, CampaignRecipient, Consent, Suppression
 from tests.integration.campaigns import seed
 from tests.integration.campaigns.common import run_to_end
 from tests.support.smtp_sink import SmtpSink
-
-
-@pytest.fixture
-def sink() -> AsyncIterator[SmtpSink]:
-    with SmtpSink() as running:
-        yield running
 
 
 @pytest.fixture

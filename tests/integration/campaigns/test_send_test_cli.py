@@ -7,10 +7,8 @@ import email
 import email.policy
 import os
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from sqlalchemy import func, select
 
 from hub.store.models import Customer, Message, Suppression
@@ -21,12 +19,6 @@ from tests.support.smtp_sink import SmtpSink
 from tests.support.twilio_fake import FakeTwilio, twilio_env
 
 TEST_NUMBER = "+393489990001"
-
-
-@pytest.fixture
-def sink() -> Iterator[SmtpSink]:
-    with SmtpSink() as running:
-        yield running
 
 
 async def hub(env: dict[str, str], *args: str) -> tuple[int, str, str]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import email
 import email.policy
 import re
-from collections.abc import Iterator
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -35,12 +34,6 @@ from tests.support.dovecot import Dovecot
 from tests.support.smtp_sink import SmtpSink
 
 GUESTS = 6
-
-
-@pytest.fixture
-def sink() -> Iterator[SmtpSink]:
-    with SmtpSink() as running:
-        yield running
 
 
 @pytest.fixture
