@@ -114,7 +114,7 @@ async def _rows(session: AsyncSession, dialect: str, stmt: Any, match: ColumnEle
 
     The planner prices to_tsvector far below its real cost, so it cannot choose between them; but
     ANALYZE keeps word statistics for the index expression, so its row estimate tells rare words
-    from common ones. The likelier plan runs first under a short timeout, the other if it fails.
+    (collect at once) from common ones (walk under a short timeout, collect if it runs out).
     """
     newest = (col(Message.created_at).desc(), col(Message.id).desc())
     if dialect != "postgresql":
@@ -122,10 +122,13 @@ async def _rows(session: AsyncSession, dialect: str, stmt: Any, match: ColumnEle
     walk = stmt.order_by(*newest)
     # `+ interval '0'` hides the ordering from the index, so only the GIN bitmap path remains.
     collect = stmt.order_by((col(Message.created_at) + text("interval '0 seconds'")).desc(), col(Message.id).desc())
-    rare = await _estimated_matches(session, match) < RARE_ESTIMATE
-    first, second = (collect, walk) if rare else (walk, collect)
-    rows = await _within_budget(session, first)
-    return rows if rows is not None else list((await session.execute(second)).all())
+    # Collecting costs what the matches cost, so it never needs a budget; the walk can cost a scan
+    # of every message (a rare word), so it only ever runs under one.
+    if await _estimated_matches(session, match) >= RARE_ESTIMATE:
+        rows = await _within_budget(session, walk)
+        if rows is not None:
+            return rows
+    return list((await session.execute(collect)).all())
 
 
 async def _estimated_matches(session: AsyncSession, match: ColumnElement[bool]) -> float:
