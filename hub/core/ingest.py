@@ -150,9 +150,12 @@ class _Placed:
     new_conversation: bool
 
 
+Reopened = dict[threading.Thread, Conversation]
+
+
 async def _thread(
     session: AsyncSession, batch: list[tuple[int, int, Inbound]], ctx: IngestContext
-) -> tuple[list[_Placed], dict[int, Conversation]]:
+) -> tuple[list[_Placed], Reopened]:
     """Choose or open each message's conversation; reopen resolved or snoozed ones.
 
     Returns the placed messages and the reopened conversations, which the ORM holds.
@@ -160,7 +163,7 @@ async def _thread(
     index = await threading.ThreadIndex.load(session, [(cid, item) for cid, _, item in batch], ctx.thread_window)
     placed: list[_Placed] = []
     created: list[threading.Thread] = []
-    reopened: dict[int, Conversation] = {}
+    reopened: Reopened = {}
     for customer_id, idx, item in batch:
         conversation = index.choose(customer_id, item)
         is_new = conversation is None
@@ -168,7 +171,7 @@ async def _thread(
             conversation = _new_conversation(customer_id, item)
             created.append(conversation)
         elif conversation.status in ("resolved", "snoozed"):
-            reopened[conversation.id or 0] = await _reopen(session, conversation, ctx)
+            reopened[conversation] = await _reopen(session, conversation, ctx)
         if item.received_at > conversation.last_message_at:
             conversation.last_message_at = item.received_at
         index.remember(conversation, item)
@@ -265,14 +268,16 @@ _RAW = DriverStatement.insert(table(RawInput), ("id", "channel", "sha256", "data
 
 
 async def _persist(
-    session: AsyncSession, placed: list[_Placed], reopened: dict[int, Conversation], ctx: IngestContext,
-    new_customers: set[int],
+    session: AsyncSession, placed: list[_Placed], reopened: Reopened, ctx: IngestContext, new_customers: set[int],
 ) -> dict[int, IngestResult]:
     """Write raw inputs, messages, attachments and timeline entries in a few batched statements."""
     bind = session_binder(session)
     times = [bind.time(p.item.received_at) for p in placed]  # each message's time, converted once
-    raw_ids = await _keep_raw(session, [p.item for p in placed], times)
-    message_ids = await ids.allocate(session, "message", len(placed))
+    items = [p.item for p in placed]
+    fresh = await ids.allocate_many(session, {"rawinput": sum(i.raw is not None for i in items),
+                                              "message": len(placed)})
+    raw_ids = await _keep_raw(session, items, times, fresh["rawinput"])
+    message_ids = fresh["message"]
     await _MESSAGE.run(session, [_message_row(p, mid, raw_id, at, bind)
                                  for p, mid, raw_id, at in zip(placed, message_ids, raw_ids, times, strict=True)])
     await _add_attachments(session, placed, message_ids, ctx.blobs)
@@ -301,11 +306,11 @@ def _message_row(p: _Placed, message_id: int, raw_id: int | None, at: Any, bind:
     )
 
 
-async def _keep_raw(session: AsyncSession, items: list[Inbound], times: list[Any]) -> list[int | None]:
+async def _keep_raw(
+    session: AsyncSession, items: list[Inbound], times: list[Any], raw_ids: list[int]
+) -> list[int | None]:
+    """Store the raw bytes of the items that have them, under `raw_ids`; each item's raw id or None."""
     kept = [(i, at) for i, at in zip(items, times, strict=True) if i.raw is not None]
-    if not kept:
-        return [None] * len(items)
-    raw_ids = await ids.allocate(session, "rawinput", len(kept))
     await _RAW.run(session, [
         (rid, i.channel.value, hashlib.sha256(i.raw or b"").hexdigest(), i.raw, at,
          "message/rfc822" if i.channel == "email" else "application/x-www-form-urlencoded")
@@ -345,7 +350,7 @@ async def _touch_customers(session: AsyncSession, placed: list[_Placed]) -> None
     for p in placed:
         latest[p.customer_id] = max(latest.get(p.customer_id, p.item.received_at), p.item.received_at)
     bind = session_binder(session)
-    await _TOUCH_CUSTOMER.run(session, [(cid, bind.time(at)) for cid, at in latest.items()])
+    await _TOUCH_CUSTOMER.run(session, [(cid, bind.time(at)) for cid, at in sorted(latest.items())])
 
 
 _conversation = table(Conversation).c
@@ -360,7 +365,7 @@ _TOUCH_CONVERSATION = DriverStatement(
 )
 
 
-async def _touch_conversations(session: AsyncSession, placed: list[_Placed], reopened: dict[int, Conversation]) -> None:
+async def _touch_conversations(session: AsyncSession, placed: list[_Placed], reopened: Reopened) -> None:
     """Existing conversations get the newest message time of this batch (new ones were written with it).
 
     A conversation whose newest message is older than its stored time keeps that time: only
@@ -373,7 +378,7 @@ async def _touch_conversations(session: AsyncSession, placed: list[_Placed], reo
         thread = p.conversation
         if thread.new or thread.id is None:
             continue
-        if (orm := reopened.get(thread.id)) is not None:
+        if (orm := reopened.get(thread)) is not None:
             orm.last_message_at, orm.updated_at = thread.last_message_at, now
         elif thread.last_message_at != thread.loaded_last_message_at:
             moved[thread.id] = thread.last_message_at
@@ -381,8 +386,8 @@ async def _touch_conversations(session: AsyncSession, placed: list[_Placed], reo
             touched.add(thread.id)
     bind = session_binder(session)
     at_now = bind.time(now)
-    await _MOVE_CONVERSATION.run(session, [(cid, bind.time(at), at_now) for cid, at in moved.items()])
-    await _TOUCH_CONVERSATION.run(session, [(cid, at_now) for cid in touched])
+    await _MOVE_CONVERSATION.run(session, [(cid, bind.time(at), at_now) for cid, at in sorted(moved.items())])
+    await _TOUCH_CONVERSATION.run(session, [(cid, at_now) for cid in sorted(touched)])
     if reopened:
         await session.flush()
 

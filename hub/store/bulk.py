@@ -4,17 +4,21 @@ For a large executemany most of SQLAlchemy's cost is per row and per value: a pa
 bind processor call for every JSON and datetime value. Here values are converted by a `Binder`
 with the column types' own bind processors, so a row is stored byte for byte as the ORM would
 store it, but a value shared by many rows (a batch's "now", a message's time) is converted once.
+On SQLite the statement goes to aiosqlite in one call (one thread hop); on PostgreSQL through
+`exec_driver_sql` to asyncpg's executemany.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from functools import lru_cache
 from operator import itemgetter
 from typing import Any
 
+import aiosqlite
 from sqlalchemy import ColumnElement, Table, and_, insert, or_
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
@@ -141,15 +145,37 @@ class DriverStatement:
             await connection.exec_driver_sql(sql, params)
 
 
-async def _aiosqlite_executemany(connection: AsyncConnection, sql: str, params: list[Row]) -> None:
-    """aiosqlite runs every call on its own thread: one hop for the batch, where SQLAlchemy's
-    adapted cursor takes three (open, executemany, close) plus its execution bookkeeping.
+async def driver_rows(session: AsyncSession, sql: str, params: Row = ()) -> list[Row]:
+    """Rows of a query written in the dialect's own paramstyle, as the driver returns them."""
+    connection = await session.connection()
+    if connection.dialect.driver != "aiosqlite":
+        return [tuple(row) for row in await connection.exec_driver_sql(sql, params)]
+    driver = await _aiosqlite(connection)
+    with _as_sqlalchemy_errors(sql, params):
+        return [tuple(row) for row in await driver.execute_fetchall(sql, params)]
 
-    Errors are raised as SQLAlchemy's, so callers catch IntegrityError alike on every database.
+
+async def _aiosqlite_executemany(connection: AsyncConnection, sql: str, params: list[Row]) -> None:
+    driver = await _aiosqlite(connection)
+    with _as_sqlalchemy_errors(sql, params):
+        await driver.executemany(sql, params)
+
+
+async def _aiosqlite(connection: AsyncConnection) -> aiosqlite.Connection:
+    """The aiosqlite connection under a session's connection, in the session's transaction.
+
+    aiosqlite runs every call on its own thread: one call is one hop, where SQLAlchemy's adapted
+    cursor takes three or four (open, execute, fetch, close) plus its execution bookkeeping.
     """
     driver = (await connection.get_raw_connection()).driver_connection
-    assert driver is not None
+    assert isinstance(driver, aiosqlite.Connection)
+    return driver
+
+
+@contextmanager
+def _as_sqlalchemy_errors(sql: str, params: Any) -> Iterator[None]:
+    """Raise sqlite3's errors as SQLAlchemy's, so callers catch IntegrityError alike on every database."""
     try:
-        await driver.executemany(sql, params)
+        yield
     except sqlite3.Error as error:
         raise DBAPIError.instance(sql, params, error, sqlite3.Error) from error

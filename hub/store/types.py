@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, DateTime, Integer
@@ -22,11 +23,37 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def _sqlite_text(value: datetime | None) -> str | None:
+    """An aware datetime as SQLite stores it: naive UTC, `YYYY-MM-DD HH:MM:SS.ffffff`."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to a UTC column")
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+_PROBES = (datetime(2026, 3, 29, 1, 59, 59, 999999, tzinfo=UTC), datetime(987, 1, 2, 3, 4, 5, tzinfo=UTC),
+           datetime(2026, 7, 1, 12, 0, tzinfo=timezone(timedelta(hours=2))))
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """Stores aware datetimes as UTC and always returns them aware (SQLite drops the zone)."""
 
     impl = DateTime(timezone=True)
     cache_ok = True
+
+    def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
+        """On SQLite, one C call (`isoformat`) writes the text SQLAlchemy's DATETIME would write.
+
+        The fast path is checked against the generic one when it is built and used only if both
+        store the same text, so a changed storage format falls back instead of drifting.
+        """
+        generic = super().bind_processor(dialect)
+        if dialect.name != "sqlite" or generic is None:
+            return generic
+        if any(_sqlite_text(probe) != generic(probe) for probe in _PROBES):
+            return generic
+        return _sqlite_text
 
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
