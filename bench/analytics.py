@@ -67,7 +67,6 @@ GENERATE = [
        SELECT c.id, c.customer_id, 'sms', 'departure_survey', '["q"]'::jsonb, '[5]'::jsonb,
               3 + (c.id % 3), 'answered', now()
        FROM "case" AS c""",
-    "ANALYZE",
 ]
 # A night's worth of new business: 1% more stays, for customers old and new to buying.
 NIGHT = """INSERT INTO stay (customer_id, external_id, kind, product, amount_cents, stay_date, nights, source,
@@ -89,6 +88,11 @@ async def generate(engine: AsyncEngine, customers: int, stays: int) -> float:
     async with engine.begin() as conn:
         for statement in GENERATE:
             await conn.execute(text(statement), {"n": customers, "stays": stays})
+    # Vacuumed like a live database (autovacuum), so the first timed run does not pay for setting
+    # the hint bits of a million freshly loaded customer rows.
+    async with engine.connect() as conn:
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
+        await conn.execute(text("VACUUM ANALYZE"))
     return time.perf_counter() - started
 
 

@@ -132,6 +132,7 @@ def _serve(settings: Settings, host: str, port: int, banner: Callable[[], None] 
     from aiohttp import web
 
     from hub.app import create_app
+    from hub.web.access_log import AccessLog
 
     app = create_app(settings)
     if banner is not None:
@@ -139,7 +140,7 @@ def _serve(settings: Settings, host: str, port: int, banner: Callable[[], None] 
             banner()
 
         app.on_startup.append(announce)
-    web.run_app(app, host=host, port=port, print=lambda _msg: None)
+    web.run_app(app, host=host, port=port, print=lambda _msg: None, access_log_class=AccessLog)
 
 
 @main.command()

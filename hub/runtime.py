@@ -100,14 +100,14 @@ async def build(settings: Settings, *, use_redis: bool | None = None, migrate_sc
         stuck_after=timedelta(seconds=settings.outbox_stuck_seconds),
     )
     jobs.handlers[replies.SEND_MESSAGE] = delivery.send_message
-    jobs.batch_kinds.add(replies.SEND_MESSAGE)  # sends claim, load and record in batches
     redis = None
     if use_redis if use_redis is not None else settings.redis_url is not None:
         assert settings.redis_url, "HUB_REDIS_URL is needed for the arq queue"
         redis = await create_pool(redis_settings(settings.redis_url))
         late.target = ArqQueue(redis)
     else:
-        late.target = InProcessQueue(lambda item_id: run_outbox_item(jobs, item_id), settings.inprocess_workers)
+        late.target = InProcessQueue(lambda item_id: run_outbox_item(jobs, item_id), settings.inprocess_workers,
+                                     skips=lambda item_id: item_id in jobs.claimed_ahead)
     runtime = Runtime(settings, engine, factory, late, jobs, redis=redis)
     _load_plugins()
     for hook in _PLUGINS:

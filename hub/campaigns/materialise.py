@@ -24,7 +24,7 @@ from hub.campaigns.config import CampaignConfig, load
 from hub.campaigns.queue import BatchQueue
 from hub.campaigns.timing import send_after
 from hub.store.engine import SessionFactory
-from hub.store.models import Campaign, CampaignRecipient, Segment
+from hub.store.models import Campaign, CampaignRecipient, Segment, table
 from hub.store.types import utcnow
 
 
@@ -73,16 +73,26 @@ def rows_for(plan: Plan, found: Sequence[tuple[int, str, str]], now: datetime) -
     return rows
 
 
+_INSERT: dict[str, Any] = {
+    dialect.__name__.rsplit(".", 1)[-1]: dialect.insert(table(CampaignRecipient))
+    .on_conflict_do_nothing(index_elements=["campaign_id", "customer_id", "channel"])
+    .returning(table(CampaignRecipient).c.id, table(CampaignRecipient).c.status,
+               table(CampaignRecipient).c.send_after)
+    for dialect in (postgresql, sqlite)
+}
+
+
 async def insert_new(session: AsyncSession, rows: list[dict[str, Any]]) -> list[tuple[int, str, datetime]]:
-    """Insert rows, skipping ones that exist; returns (id, status, send_after) of those inserted."""
+    """Insert rows, skipping ones that exist; returns (id, status, send_after) of those inserted.
+
+    One cached statement run as an executemany: SQLAlchemy batches it into multi-row INSERTs
+    with RETURNING ("insertmanyvalues") instead of compiling a 1,000-row VALUES list per batch.
+    """
     if not rows:
         return []
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = (insert(CampaignRecipient).values(rows)
-            .on_conflict_do_nothing(index_elements=["campaign_id", "customer_id", "channel"])
-            .returning(col(CampaignRecipient.id), col(CampaignRecipient.status), col(CampaignRecipient.send_after)))
-    return [(int(r[0] or 0), str(r[1]), r[2] or utcnow()) for r in await session.execute(stmt)]
+    stmt = _INSERT[session.get_bind().dialect.name]
+    found = await session.execute(stmt, rows)
+    return [(int(r[0] or 0), str(r[1]), r[2] or utcnow()) for r in found]
 
 
 async def _plan(session: AsyncSession, campaign: Campaign) -> Plan:

@@ -63,10 +63,10 @@ def track_html(body: str, links: Links) -> str:
     return tracked + pixel
 
 
-def email_headers(links: Links, campaign_id: int) -> tuple[tuple[str, str], ...]:
+def email_headers(links: Links, campaign_id: int, unsubscribe_url: str | None = None) -> tuple[tuple[str, str], ...]:
     """RFC 2369 List-Unsubscribe with mailto and https, and RFC 8058 one-click."""
     return (
-        ("List-Unsubscribe", f"<{links.unsubscribe_mailto()}>, <{links.unsubscribe_url()}>"),
+        ("List-Unsubscribe", f"<{links.unsubscribe_mailto()}>, <{unsubscribe_url or links.unsubscribe_url()}>"),
         ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
         ("Precedence", "bulk"),
         ("X-Hub-Campaign", str(campaign_id)),

@@ -8,15 +8,16 @@ auto-pause on error rate and complete campaigns with nothing left to send.
 from __future__ import annotations
 
 import logging
+import math
 from datetime import datetime
 from typing import Any
 
 from redis.exceptions import RedisError
-from sqlalchemy import func, select, update
+from sqlalchemy import func, literal, select, update
 from sqlmodel import col
 
 from hub.campaigns import abtest, lifecycle, materialise, sending
-from hub.campaigns.config import load
+from hub.campaigns.config import CampaignConfig, load
 from hub.campaigns.sending import SendContext
 from hub.store.models import Campaign, CampaignRecipient
 from hub.store.types import utcnow
@@ -43,12 +44,35 @@ async def _running(sc: SendContext) -> list[Campaign]:
         return list(found.scalars())
 
 
-async def _status_counts(sc: SendContext, campaign_id: int) -> dict[str, int]:
-    async with sc.factory() as session:
-        rows = await session.execute(select(col(CampaignRecipient.status), func.count())
-                                     .where(col(CampaignRecipient.campaign_id) == campaign_id)
-                                     .group_by(col(CampaignRecipient.status)))
-        return {str(s): int(n) for s, n in rows}
+async def _count(session: Any, campaign_id: int, status: str, limit: int | None = None) -> int:
+    """Rows of the campaign in one status, counted on the (campaign, status, id) index, up to `limit`."""
+    rows = (select(literal(1)).where(col(CampaignRecipient.campaign_id) == campaign_id,
+                                     col(CampaignRecipient.status) == status))
+    if limit is not None:
+        rows = rows.limit(limit)
+    return int((await session.execute(select(func.count()).select_from(rows.subquery()))).scalar_one())
+
+
+async def _has(session: Any, campaign_id: int, statuses: tuple[str, ...]) -> bool:
+    found = await session.execute(select(col(CampaignRecipient.id)).where(
+        col(CampaignRecipient.campaign_id) == campaign_id, col(CampaignRecipient.status).in_(statuses)).limit(1))
+    return found.first() is not None
+
+
+async def _failing(session: Any, campaign_id: int, config: CampaignConfig) -> str | None:
+    """The error rate as "failed/done" when it passes the threshold, else None.
+
+    Sent rows are counted only up to the number that would bring the rate under the threshold,
+    so a healthy million-row campaign costs a short index range per tick, not a count of every row.
+    """
+    failed = await _count(session, campaign_id, "failed")
+    if not failed:
+        return None
+    enough = math.floor(failed * (1 - config.error_threshold) / config.error_threshold) + 1
+    done = failed + await _count(session, campaign_id, "sent", limit=enough)
+    if done >= config.error_min_sample and failed / done > config.error_threshold:
+        return f"{failed}/{done}"
+    return None
 
 
 async def sweep(sc: SendContext, campaign_id: int, now: datetime, limit: int = 20000) -> int:
@@ -74,17 +98,19 @@ async def _settle(sc: SendContext, campaign: Campaign, now: datetime) -> str | N
     """Complete, auto-pause or release the A/B winner; returns what was done."""
     assert campaign.id is not None
     config = load(campaign.settings)
-    counts = await _status_counts(sc, campaign.id)
-    done = counts.get("sent", 0) + counts.get("failed", 0)
-    if done >= config.error_min_sample and counts.get("failed", 0) / done > config.error_threshold:
-        await sending.auto_pause(sc.factory, campaign.id, f"error rate {counts.get('failed', 0)}/{done}")
+    async with sc.factory() as session:
+        failing = await _failing(session, campaign.id, config)
+        held = await _has(session, campaign.id, ("held",))
+        still_open = held or await _has(session, campaign.id, _OPEN)
+    if failing is not None:
+        await sending.auto_pause(sc.factory, campaign.id, f"error rate {failing}")
         return "paused"
-    if counts.get("held") and campaign.materialised_at is not None:
+    if held and campaign.materialised_at is not None:
         async with sc.factory() as session, session.begin():
             fresh = await session.get(Campaign, campaign.id)
             if fresh is not None and await abtest.pick_winner(session, fresh, now):
                 return "winner"
-    if campaign.materialised_at is not None and not any(counts.get(s) for s in _OPEN):
+    if campaign.materialised_at is not None and not still_open:
         async with sc.factory() as session, session.begin():
             try:
                 await lifecycle.transition(session, campaign.id, "complete", actor="system", now=now)

@@ -1,17 +1,21 @@
-"""Sending one batch: claim each row (queued -> sending), check, render, send, record.
+"""Sending one batch: claim each chunk's rows (queued -> sending), check, render, send, record.
 
-arq is at-least-once and workers die, so: the claim is a conditional UPDATE (two workers never
-hold the same row), consent/suppression/frequency are checked after the claim, the campaign's
-status is re-read before every chunk (pause and cancel act within one chunk), and a row stays
-`sending` only while a send is in flight; the scheduler re-queues rows of a lost worker.
+arq is at-least-once and workers die, so: the claim is a conditional UPDATE that also requires
+the campaign to be running (two workers never hold the same row; pause and cancel act at the
+next chunk on every worker), consent/suppression/frequency are checked in the claim's
+transaction, and a row stays `sending` only while a send is in flight; the scheduler re-queues
+rows of a lost worker. A job that has run for `job_seconds` hands the rest of its rows back to
+the queue, so no worker hoards batches while another one idles and no job nears arq's timeout.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import socket
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -21,21 +25,26 @@ from redis.exceptions import RedisError
 from sqlalchemy import and_, or_, select, update
 from sqlmodel import col
 
-from hub.campaigns import consent, lifecycle
-from hub.campaigns.config import CampaignConfig, load
-from hub.campaigns.prepare import Prepared, prepare
+from hub.campaigns import lifecycle
+from hub.campaigns.config import CampaignConfig
+from hub.campaigns.prepare import Item, SendPlan, claim_and_prepare, load_plan
 from hub.campaigns.queue import BatchQueue
+from hub.campaigns.record import Sent, record
 from hub.campaigns.throttle import Throttle
 from hub.core.envelopes import Outbound, SendResult
-from hub.core.jobs import PermanentError, Sender, TransientError, backoff_seconds
+from hub.core.jobs import PermanentError, Sender, TransientError
 from hub.settings import Settings
 from hub.store.engine import SessionFactory
-from hub.store.models import Campaign, CampaignEvent, CampaignRecipient, Message
+from hub.store.models import Campaign, CampaignRecipient
 from hub.store.types import utcnow
 
 log = logging.getLogger(__name__)
 
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
+HANDED_BACK = "c"  # job id tag of the rows a job hands back to the queue
+# With a shared queue: a few seconds, so a worker that took more batches than it can run gives
+# them back to idle workers soon, and no job comes near arq's timeout.
+JOB_SECONDS = 5.0
 
 
 @dataclass
@@ -51,6 +60,8 @@ class SendContext:
     # Rows are claimed only when this process can send them soon: a claimed row waiting for a
     # connection would outlive its lease and widen the duplicate window after a crash.
     slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(3))
+    # How long one job sends before handing its remaining rows back to the queue (inf: never).
+    job_seconds: float = math.inf
 
 
 @dataclass
@@ -62,32 +73,12 @@ class Tally:
     retried: int = 0
     skipped: int = 0
     claimed: int = 0
+    handed_back: int = 0
     stopped: str | None = None
-    extra: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {"sent": self.sent, "failed": self.failed, "retried": self.retried, "skipped": self.skipped,
-                "claimed": self.claimed, "stopped": self.stopped}
-
-
-async def claim(sc: SendContext, campaign_id: int, ids: Sequence[int], now: datetime) -> list[int]:
-    """Take the rows still queued and due; the rest belong to someone else or are done."""
-    async with sc.factory() as session, session.begin():
-        rows = await session.execute(
-            update(CampaignRecipient)
-            .where(col(CampaignRecipient.id).in_(list(ids)), col(CampaignRecipient.campaign_id) == campaign_id,
-                   col(CampaignRecipient.status) == "queued",
-                   or_(col(CampaignRecipient.send_after).is_(None), col(CampaignRecipient.send_after) <= now))
-            .values(status="sending", claimed_at=now, worker=sc.worker, attempts=CampaignRecipient.attempts + 1)
-            .returning(col(CampaignRecipient.id))
-            .execution_options(synchronize_session=False)
-        )
-        return sorted(int(r or 0) for r in rows.scalars())
-
-
-async def _campaign(sc: SendContext, campaign_id: int) -> Campaign | None:
-    async with sc.factory() as session:
-        return await session.get(Campaign, campaign_id)
+                "claimed": self.claimed, "handed_back": self.handed_back, "stopped": self.stopped}
 
 
 async def _send_one(sc: SendContext, item: Outbound, rate: float | None) -> SendResult:
@@ -107,63 +98,6 @@ async def _send_one(sc: SendContext, item: Outbound, rate: float | None) -> Send
     except Exception as exc:  # one catch point per send: an unknown crash is retried, then failed
         log.exception("campaign send of message %s crashed", item.message_id)
         return SendResult(ok=False, detail=f"{type(exc).__name__}: {exc}")
-
-
-async def _record(sc: SendContext, prepared: Prepared, results: Sequence[SendResult], config: CampaignConfig,
-                  tally: Tally) -> None:
-    now = utcnow()
-    rows: list[dict[str, Any]] = []
-    messages: list[dict[str, Any]] = []
-    retry: list[tuple[int, int, datetime]] = []
-    bounced: list[int] = []
-    failed: list[CampaignEvent] = []
-    for item, result in zip(prepared.items, results, strict=True):
-        row: dict[str, Any] = {"id": item.recipient_id, "claimed_at": None, "worker": None}
-        if result.ok:
-            tally.sent += 1
-            row.update(status="sent", sent_at=now, error=None)
-            messages.append({"id": item.outbound.message_id, "delivery_status": "sent",
-                             "provider_id": result.provider_id})
-        elif result.permanent or item.attempts >= config.max_attempts:
-            tally.failed += 1
-            row.update(status="failed", error=f"{result.code or ''} {result.detail}".strip()[:2000])
-            messages.append({"id": item.outbound.message_id, "delivery_status": "failed",
-                             "delivery_detail": result.detail[:2000]})
-            failed.append(CampaignEvent(campaign_id=prepared.campaign_id, recipient_id=item.recipient_id,
-                                        variant=item.outbound.meta.get("variant"), kind="failed",
-                                        detail=row["error"], at=now))
-            if result.permanent and _hard_bounce(item.outbound, result):
-                bounced.append(item.recipient_id)
-        else:
-            tally.retried += 1
-            wait = result.retry_after or backoff_seconds(item.attempts)
-            due = now + timedelta(seconds=wait)
-            row.update(status="queued", send_after=due, enqueued_at=due, error=result.detail[:2000])
-            retry.append((item.recipient_id, item.attempts, due))
-        rows.append(row)
-    async with sc.factory() as session, session.begin():
-        await _bulk_update(session, CampaignRecipient, rows)
-        await _bulk_update(session, Message, messages)
-        session.add_all(failed)
-        for rid in bounced:
-            recipient = await session.get(CampaignRecipient, rid)
-            if recipient is not None:
-                await consent.record_bounce(session, recipient, "permanent failure at send")
-    await _enqueue_retries(sc, prepared.campaign_id, retry)
-
-
-def _hard_bounce(item: Outbound, result: SendResult) -> bool:
-    """An SMTP 5xx for the recipient means the address is dead: suppress it everywhere."""
-    return item.channel.value == "email" and (result.code or "").startswith("5")
-
-
-async def _bulk_update(session: Any, model: Any, rows: list[dict[str, Any]]) -> None:
-    # ORM bulk UPDATE by primary key groups rows by their key set; one executemany per group.
-    by_keys: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-    for row in rows:
-        by_keys.setdefault(tuple(sorted(row)), []).append(row)
-    for group in by_keys.values():
-        await session.execute(update(model), group)
 
 
 async def _enqueue_retries(sc: SendContext, campaign_id: int, retry: list[tuple[int, int, datetime]]) -> None:
@@ -192,45 +126,115 @@ async def auto_pause(factory: SessionFactory, campaign_id: int, reason: str) -> 
     log.warning("campaign %s auto-paused: %s", campaign_id, reason)
 
 
-async def _one_chunk(sc: SendContext, campaign: Campaign, chunk: Sequence[int], tally: Tally, now: datetime) -> None:
-    assert campaign.id is not None
-    claimed = await claim(sc, campaign.id, chunk, now)
-    tally.claimed += len(claimed)
-    if not claimed:
-        return
-    config = load(campaign.settings)
-    prepared = await prepare(sc.factory, sc.settings, campaign, config, claimed, now)
+async def _record(sc: SendContext, plan: SendPlan, sent: list[Sent], tally: Tally) -> None:
+    done = await record(sc.factory, plan.campaign_id, sent, max_attempts=plan.config.max_attempts)
+    tally.sent += done.sent
+    tally.failed += done.failed
+    tally.retried += len(done.retry)
+    await _enqueue_retries(sc, plan.campaign_id, done.retry)
+
+
+async def _send_all(sc: SendContext, plan: SendPlan, items: list[Item], tally: Tally) -> None:
+    """Send the chunk's messages at once (the sender's pool bounds them) and record every answer.
+
+    When the job is cancelled (shutdown, arq timeout) the answers already in are still recorded:
+    an unrecorded accepted message would be sent again after the lease.
+    """
+    sends = [asyncio.ensure_future(_send_one(sc, item.outbound, plan.config.rate)) for item in items]
+    try:
+        results = await asyncio.gather(*sends)
+    except asyncio.CancelledError:
+        answered = [Sent(item.recipient_id, item.attempts, item.outbound, task.result())
+                    for item, task in zip(items, sends, strict=True) if task.done() and not task.cancelled()]
+        await asyncio.shield(_record(sc, plan, answered, tally))
+        raise
+    await _record(sc, plan, [Sent(item.recipient_id, item.attempts, item.outbound, result)
+                             for item, result in zip(items, results, strict=True)], tally)
+
+
+async def _one_chunk(sc: SendContext, plan: SendPlan, chunk: Sequence[int], tally: Tally, now: datetime) -> bool:
+    """Claim, send and record one chunk; False once the campaign is no longer running."""
+    prepared = await claim_and_prepare(sc.factory, sc.settings, plan, chunk, now, sc.worker)
+    if prepared is None:
+        return False
+    tally.claimed += prepared.claimed
     tally.skipped += prepared.skipped
     tally.failed += prepared.failed
-    rate = config.rate
-    results = await asyncio.gather(*(_send_one(sc, item.outbound, rate) for item in prepared.items))
-    await _record(sc, prepared, results, config, tally)
+    if prepared.items:
+        await _send_all(sc, plan, prepared.items, tally)
+    return True
+
+
+async def _plan(sc: SendContext, campaign_id: int) -> tuple[SendPlan | None, str]:
+    """The campaign's send plan, or None and its status when it is not running."""
+    async with sc.factory() as session:
+        campaign = await session.get(Campaign, campaign_id)
+        if campaign is None or campaign.status != lifecycle.RUNNING:
+            return None, campaign.status if campaign else "missing"
+        return await load_plan(session, campaign, sc.settings), lifecycle.RUNNING
+
+
+async def _hand_back(sc: SendContext, campaign_id: int, rest: Sequence[int]) -> bool:
+    """Queue the rows this job has not reached as a job of their own (any worker may take it)."""
+    return await sc.queue.enqueue(campaign_id, list(rest), tag=HANDED_BACK)
+
+
+async def _slot(sc: SendContext, deadline: float) -> bool:
+    """Take a sending slot of this process before the deadline; False: hand the rows to another worker."""
+    if not sc.slots.locked() or deadline == math.inf:
+        await sc.slots.acquire()
+        return True
+    try:
+        await asyncio.wait_for(sc.slots.acquire(), max(0.01, deadline - time.monotonic()))
+    except TimeoutError:
+        return False
+    return True
 
 
 async def send_batch(sc: SendContext, campaign_id: int, ids: Sequence[int], *, now: datetime | None = None) -> Tally:
-    """Send the rows of one batch job, chunk by chunk, re-reading the campaign before each."""
+    """Send the rows of one batch job, chunk by chunk; every claim checks the campaign still runs.
+
+    After `job_seconds` (running, or waiting for a slot while this worker is busy with other
+    batches) the rows not reached yet go back to the queue as a job of their own.
+    """
     tally = Tally()
+    plan, status = await _plan(sc, campaign_id)
+    if plan is None:
+        tally.stopped = status
+        return tally
     size = sc.settings.campaign_chunk_size
+    deadline = time.monotonic() + sc.job_seconds
     for start in range(0, len(ids), size):
-        campaign = await _campaign(sc, campaign_id)
-        if campaign is None or campaign.status != lifecycle.RUNNING:
-            tally.stopped = campaign.status if campaign else "missing"
+        if (start and time.monotonic() > deadline) or not await _slot(sc, deadline):
+            if await _hand_back(sc, campaign_id, ids[start:]):
+                tally.handed_back = len(ids) - start
+                break
+            await _slot(sc, math.inf)  # the queue is away: send them here
+        try:
+            running = await _one_chunk(sc, plan, ids[start:start + size], tally, now or utcnow())
+        finally:
+            sc.slots.release()
+        if not running:
+            tally.stopped = "not running"
             break
-        async with sc.slots:
-            await _one_chunk(sc, campaign, ids[start:start + size], tally, now or utcnow())
-        if await _maybe_pause(sc, campaign_id, load(campaign.settings), tally):
+        if await _maybe_pause(sc, campaign_id, plan.config, tally):
             tally.stopped = "auto-paused"
             break
     return tally
 
 
 async def revive_lost(factory: SessionFactory, lease_seconds: float, now: datetime | None = None) -> int:
-    """Re-queue rows claimed longer ago than the lease: their worker died mid-send."""
+    """Re-queue rows claimed longer ago than the lease: their worker died mid-send.
+
+    Only rows of running or paused campaigns, looked up by (campaign, status): the few `sending`
+    rows, never a scan of every recipient of every campaign.
+    """
     now = now or utcnow()
+    live = select(col(Campaign.id)).where(col(Campaign.status).in_((lifecycle.RUNNING, lifecycle.PAUSED)))
     async with factory() as session, session.begin():
         done = await session.execute(
             update(CampaignRecipient)
-            .where(and_(col(CampaignRecipient.status) == "sending",
+            .where(and_(col(CampaignRecipient.campaign_id).in_(live), col(CampaignRecipient.status) == "sending",
                         col(CampaignRecipient.claimed_at) < now - timedelta(seconds=lease_seconds)))
             .values(status="queued", worker=None, claimed_at=None, enqueued_at=None, error="worker lost; re-queued")
             .execution_options(synchronize_session=False)

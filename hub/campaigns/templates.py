@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import TemplateError, TemplateSyntaxError, nodes
+from jinja2 import TemplateError, TemplateSyntaxError, meta, nodes
 from jinja2.environment import Template as JinjaTemplate
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
@@ -123,6 +123,16 @@ def validate(source: TemplateSource) -> None:
 @lru_cache(maxsize=256)
 def _compiled(source: str, html: bool) -> JinjaTemplate:
     return (HTML_ENV if html else TEXT_ENV).from_string(source)
+
+
+@lru_cache(maxsize=256)
+def needs(source: TemplateSource) -> frozenset[str]:
+    """The top-level variables a template reads (`customer`, `case`, ...), so unused ones are not loaded."""
+    found: set[str] = set()
+    for part, html in ((source.subject, False), (source.body_text, False), (source.body_html, True)):
+        if part:
+            found |= meta.find_undeclared_variables((HTML_ENV if html else TEXT_ENV).parse(part))
+    return frozenset(found)
 
 
 def sms_segments(text: str) -> int:

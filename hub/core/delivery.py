@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import String, bindparam, func, literal, or_
+from sqlalchemy import select as core_select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
@@ -33,6 +35,7 @@ MARKETING_ONLY = frozenset({UNSUBSCRIBED})
 TEST_MESSAGE_ID = 0
 DONE = {DeliveryState.SENT, DeliveryState.DELIVERED, DeliveryState.READ, DeliveryState.UNDELIVERED,
         DeliveryState.FAILED, DeliveryState.BOUNCED}
+_DONE_VALUES = frozenset(s.value for s in DONE)
 
 
 def advance(current: DeliveryState | None, new: DeliveryState) -> DeliveryState:
@@ -61,43 +64,64 @@ def _address(channel: str, value: str) -> Address:
 def to_outbound(message: Message, conversation: Conversation) -> Outbound:
     """The envelope a Sender needs, built from the stored row."""
     assert message.id is not None
+    return _envelope(message.id, message.channel, message.sender, message.recipient, message.body_text,
+                     message.subject, message.body_html, message.headers, message.external_id,
+                     conversation.thread_token)
+
+
+def _envelope(
+    message_id: int, channel: str, sender: str, recipient: str, body_text: str, subject: str | None,
+    body_html: str | None, headers: dict[str, Any], external_id: str | None, thread_token: str | None,
+) -> Outbound:
     return Outbound(
-        channel=Channel(message.channel), message_id=message.id, sender=_address(message.channel, message.sender),
-        recipient=_address(message.channel, message.recipient), body_text=message.body_text,
-        subject=message.subject, body_html=message.body_html,
-        headers=tuple((k, str(v)) for k, v in message.headers.items() if k != "meta"),
-        external_id=message.external_id,
-        meta={"thread_token": conversation.thread_token, **message.headers.get("meta", {})},
+        channel=Channel(channel), message_id=message_id, sender=_address(channel, sender),
+        recipient=_address(channel, recipient), body_text=body_text, subject=subject, body_html=body_html,
+        headers=tuple((k, str(v)) for k, v in headers.items() if k != "meta"), external_id=external_id,
+        meta={"thread_token": thread_token, **headers.get("meta", {})},
     )
 
 
-async def _load(ctx: JobContext, message_id: int) -> tuple[Message, Conversation]:
-    if (scope := batch_scope()) is not None:  # one query for the whole batch
-        found = (await scope.shared("delivery.load", lambda items: _load_many(ctx, items))).get(message_id)
-        if found is None:
-            raise PermanentError(f"message {message_id} no longer exists")
-        return found
-    async with ctx.factory() as session:
-        message = await session.get(Message, message_id)
-        if message is None:
-            raise PermanentError(f"message {message_id} no longer exists")
-        conversation = await session.get(Conversation, message.conversation_id)
-        assert conversation is not None
-        return message, conversation
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    """A message to send: its delivery state now, and its envelope."""
 
-
-async def _load_many(ctx: JobContext, items: list[OutboxItem]) -> dict[int, tuple[Message, Conversation]]:
-    """The messages of a batch of send_message items, with their conversations, by message id."""
-    ids = {int(value) for item in items if str(value := item.payload.get("message_id", "")).isdigit()}
-    async with ctx.factory() as session:
-        messages = (await session.scalars(select(Message).where(col(Message.id).in_(ids)))).all()
-        wanted = {m.conversation_id for m in messages}
-        conversations = {c.id: c for c in await session.scalars(
-            select(Conversation).where(col(Conversation.id).in_(wanted)))}
-    return {m.id: (m, conversations[m.conversation_id]) for m in messages if m.id is not None}
+    delivery_status: str | None
+    outbound: Outbound
 
 
 _message = table(Message).c
+_conversation = table(Conversation).c
+# Core, not ORM objects: a batch of sends needs these columns of a hundred rows, nothing more.
+_PENDING = (
+    core_select(_message.id, _message.channel, _message.sender, _message.recipient, _message.body_text,
+                _message.subject, _message.body_html, _message.headers, _message.external_id,
+                _conversation.thread_token, _message.delivery_status)
+    .join(table(Conversation), _conversation.id == _message.conversation_id)
+)
+
+
+async def _load(ctx: JobContext, message_id: int) -> _Pending:
+    if (scope := batch_scope()) is not None:  # one query for the whole batch
+        loaded = await scope.shared("delivery.load", lambda items: _load_many(ctx, items), in_turn=True)
+    else:
+        loaded = await _fetch(ctx, {message_id})
+    found = loaded.get(message_id)
+    if found is None:
+        raise PermanentError(f"message {message_id} no longer exists")
+    return found
+
+
+async def _load_many(ctx: JobContext, items: list[OutboxItem]) -> dict[int, _Pending]:
+    """The messages of a batch of send_message items, by message id."""
+    return await _fetch(ctx, {int(v) for item in items if str(v := item.payload.get("message_id", "")).isdigit()})
+
+
+async def _fetch(ctx: JobContext, ids: set[int]) -> dict[int, _Pending]:
+    async with ctx.factory() as session:
+        rows = (await session.execute(_PENDING.where(_message.id.in_(ids)))).all()
+    return {row[0]: _Pending(row[-1], _envelope(*row[:-1])) for row in rows}
+
+
 # A send result moves a message only forward (see advance()); the allowed prior states per new state.
 _MARK_MANY = {
     state: table(Message).update()
@@ -143,19 +167,20 @@ async def _mark(
 
 async def send_message(ctx: JobContext, item: OutboxItem) -> dict[str, Any]:
     """Outbox handler `send_message`: send once, record the provider's answer."""
-    message, conversation = await _load(ctx, int(item.payload["message_id"]))
-    if message.delivery_status in {s.value for s in DONE}:
-        return {"skipped": message.delivery_status}
-    sender = ctx.senders.get(message.channel)
+    message_id = int(item.payload["message_id"])
+    pending = await _load(ctx, message_id)
+    if pending.delivery_status in _DONE_VALUES:
+        return {"skipped": pending.delivery_status}
+    channel = pending.outbound.channel.value
+    sender = ctx.senders.get(channel)
     if sender is None:
-        raise TransientError(f"no sender configured for channel {message.channel}", retry_after=60)
-    result = await sender.send(to_outbound(message, conversation))
-    assert message.id is not None
+        raise TransientError(f"no sender configured for channel {channel}", retry_after=60)
+    result = await sender.send(pending.outbound)
     if result.ok:
-        finished = await _mark(ctx, message.id, DeliveryState.SENT, result, done=item)
+        finished = await _mark(ctx, message_id, DeliveryState.SENT, result, done=item)
         return {FINISHED: True} if finished else {"provider_id": result.provider_id, "detail": result.detail}
     if result.permanent:
-        await _mark(ctx, message.id, DeliveryState.FAILED, result)
+        await _mark(ctx, message_id, DeliveryState.FAILED, result)
         raise PermanentError(f"{result.code or ''} {result.detail}".strip())
     raise TransientError(result.detail or "transient send failure", retry_after=result.retry_after)
 

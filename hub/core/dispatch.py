@@ -36,16 +36,18 @@ class InProcessQueue:
     """Runs outbox items on tasks inside this process (no Redis): same job function, same outbox.
 
     Jobs share the event loop (and SQLite's one writer) with the web requests, so they give way
-    to foreground work that a caller is waiting on (webhooks: Twilio times out and retries): a
-    worker starts its next job once the foreground has been quiet for `quiet_after` seconds, or
-    after `max_wait` seconds anyway, so the queue still moves under sustained load.
+    to foreground work a caller is waiting on (webhooks: Twilio times out and retries). A worker
+    starts its next job once the foreground has been quiet for `quiet_after` seconds; while it
+    stays busy, one job every `max_wait` seconds starts anyway, so the queue still moves.
     """
 
     def __init__(
         self, run: Callable[[int], Awaitable[str]], workers: int = 4, *,
-        quiet_after: float = 0.05, max_wait: float = 1.0,
+        skips: Callable[[int], bool] | None = None, quiet_after: float = 0.25, max_wait: float = 1.0,
     ) -> None:
         self._run = run
+        # Whether an item's job will return at once (claimed in another item's batch): no need to wait.
+        self._skips = skips or (lambda _item_id: False)
         self._queue: asyncio.Queue[int] = asyncio.Queue()
         self._queued: set[int] = set()
         self._workers = workers
@@ -55,6 +57,7 @@ class InProcessQueue:
         self._quiet_after, self._max_wait = quiet_after, max_wait
         self._foreground = 0
         self._foreground_ended = float("-inf")
+        self._next_forced = float("-inf")
 
     @contextlib.contextmanager
     def foreground(self) -> Iterator[None]:
@@ -66,19 +69,33 @@ class InProcessQueue:
             self._foreground -= 1
             self._foreground_ended = asyncio.get_running_loop().time()
 
-    async def _give_way(self) -> None:
+    def _quiet(self, now: float) -> bool:
+        return not self._foreground and now - self._foreground_ended >= self._quiet_after
+
+    @property
+    def busy(self) -> bool:
+        """Whether foreground work is running or ended less than `quiet_after` seconds ago."""
+        return not self._quiet(asyncio.get_running_loop().time())
+
+    async def give_way(self) -> None:
+        """Return once the foreground is quiet, or when this is the one job of `max_wait` allowed to go ahead."""
         # Polled in short sleeps: requests come and go faster than an event could say "quiet".
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._max_wait
-        while (now := loop.time()) < deadline:
-            if not self._foreground and now - self._foreground_ended >= self._quiet_after:
+        if self._next_forced < loop.time():  # the first wait of a busy spell is a full one
+            self._next_forced = loop.time() + self._max_wait
+        while not self._quiet(now := loop.time()):
+            if now >= self._next_forced:
+                self._next_forced = now + self._max_wait
                 return
-            await asyncio.sleep(min(self._quiet_after, deadline - now))
+            await asyncio.sleep(min(self._quiet_after / 5, self._next_forced - now))
 
     async def enqueue(self, item_id: int, *, delay: float = 0.0) -> None:
         if delay > 0:
-            loop = asyncio.get_running_loop()
-            handle = loop.call_later(delay, self._put, item_id)
+            def due() -> None:
+                self._timers.discard(handle)
+                self._put(item_id)
+
+            handle = asyncio.get_running_loop().call_later(delay, due)
             self._timers.add(handle)
             return
         self._put(item_id)
@@ -97,7 +114,8 @@ class InProcessQueue:
             item_id = await self._queue.get()
             self._queued.discard(item_id)
             try:
-                await self._give_way()
+                if not self._skips(item_id):
+                    await self.give_way()
                 await self._run(item_id)
             except Exception:  # one catch point per worker task: keep the dispatcher alive
                 log.exception("in-process job for outbox %s crashed", item_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
 import phonenumbers
@@ -26,6 +27,7 @@ def normalise_email(value: str) -> str:
     return cleaned
 
 
+@functools.lru_cache(maxsize=4096)  # pure, and the costliest step of a webhook: customers write again
 def normalise_phone(value: str, region: str = "IT") -> str:
     """Return the E.164 form of a phone number; numbers without a country code use `region`."""
     raw = value.strip()

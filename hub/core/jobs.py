@@ -3,11 +3,12 @@
 arq and the in-process dispatcher both call `run_outbox_item`; arq is at-least-once, so the
 conditional claim (`queued -> running`) is what keeps an item from running twice at once.
 
-Kinds listed in `JobContext.batch_kinds` (sending messages) run in batches: the job of one item
-claims it and up to `batch_size - 1` more due items of its kind in one conditional UPDATE, runs
-their handlers concurrently (a `BatchScope` lets them share one load and defer their writes),
-then records every outcome and the deferred writes in one transaction. The jobs of the items
-claimed ahead are then no-ops: skipped from memory in this process, by the claim elsewhere.
+Items of a kind in `JobContext.batch_kinds`, or of a kind and payload channel in `batch_channels`
+(email sends), run in batches: the job of one item claims it and up to `batch_size - 1` more due
+items like it (same kind, same channel) in one conditional UPDATE, runs their handlers
+concurrently (a `BatchScope` lets them share one load and defer their writes), then records every
+outcome and the deferred writes in one transaction. The jobs of the items claimed ahead are then
+no-ops: skipped from memory in this process, by the claim elsewhere.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import bindparam, update
+from sqlalchemy import bindparam, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
@@ -69,12 +70,18 @@ class JobContext:
     senders: Mapping[str, Sender] = field(default_factory=dict)
     extras: dict[str, Any] = field(default_factory=dict)
     stuck_after: timedelta = timedelta(minutes=5)
-    batch_kinds: set[str] = field(default_factory=set)
-    batch_size: int = 50
-    batch_concurrency: int = 8  # handlers of one batch in flight at once (SMTP pool, Twilio throttle)
+    batch_kinds: set[str] = field(default_factory=set)  # kinds whose items all run in batches
+    # kind -> the payload "channel" values whose items run in batches (the channel registers itself).
+    batch_channels: dict[str, set[str]] = field(default_factory=dict)
+    batch_size: int = 100
+    batch_concurrency: int = 8  # handlers of one batch in flight at once (the SMTP pool queues the rest)
     # Items this process claimed ahead in a batch, by id, with the monotonic time of the claim: their
     # own jobs, when they arrive here, are skipped without a database round trip.
     claimed_ahead: dict[int, float] = field(default_factory=dict)
+    # The batches' database work (claim, load, record) takes turns within a process: a job waiting
+    # for its claim then finds the ids claimed ahead noted, instead of asking for a row already taken,
+    # and SQLite writers queue here instead of sleeping in its busy handler (1, 2, 5, 10 ms...).
+    db_turn: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 def backoff_seconds(attempt: int) -> float:
@@ -136,12 +143,14 @@ async def run_outbox_item(ctx: JobContext, item_id: int) -> str:
     """
     if _was_claimed_ahead(ctx, item_id):
         return "skipped"
-    items = await claim_batch(ctx, item_id)
-    if not items:
-        ctx.claimed_ahead.pop(item_id, None)  # its job has come: a later claim-ahead note would be stale
-        return "skipped"
-    if items[0].kind in ctx.batch_kinds:
+    async with ctx.db_turn:
+        if _was_claimed_ahead(ctx, item_id):
+            return "skipped"
+        items = await claim_batch(ctx, item_id)
         _remember_ahead(ctx, items[1:])
+    if not items:
+        return "skipped"
+    if _batches(ctx, items[0]):
         return (await run_batch(ctx, items))[item_id]
     return await _run_one(ctx, items[0])
 
@@ -181,18 +190,28 @@ Flush = Callable[[AsyncSession, list[Any]], Awaitable[None]]
 class BatchScope:
     """What the handlers of one batch share: loads done once, writes committed with the outcomes."""
 
-    def __init__(self, items: list[OutboxItem]) -> None:
+    def __init__(self, items: list[OutboxItem], turn: asyncio.Lock) -> None:
         self.items = items
+        self._turn = turn
         self._loads: dict[str, asyncio.Future[Any]] = {}
         self._writes: dict[str, tuple[Flush, list[Any]]] = {}
 
-    async def shared(self, key: str, load: Callable[[list[OutboxItem]], Awaitable[T]]) -> T:
-        """`load(items)` run once for the whole batch; every handler awaiting `key` gets its result."""
+    async def shared(
+        self, key: str, load: Callable[[list[OutboxItem]], Awaitable[T]], *, in_turn: bool = False
+    ) -> T:
+        """`load(items)` run once for the whole batch; every handler awaiting `key` gets its result.
+
+        `in_turn`: the load takes the process's database turn (JobContext.db_turn) while it runs.
+        """
         future = self._loads.get(key)
         if future is None:
-            future = self._loads[key] = asyncio.ensure_future(load(self.items))
+            future = self._loads[key] = asyncio.ensure_future(self._in_turn(load) if in_turn else load(self.items))
         result: T = await asyncio.shield(future)
         return result
+
+    async def _in_turn(self, load: Callable[[list[OutboxItem]], Awaitable[T]]) -> T:
+        async with self._turn:
+            return await load(self.items)
 
     def defer(self, key: str, value: Any, flush: Flush) -> None:
         """Queue a write; `flush(session, values)` runs once, in the transaction recording the outcomes."""
@@ -209,8 +228,19 @@ def batch_scope() -> BatchScope | None:
     return _BATCH.get()
 
 
+def _batch_channel(ctx: JobContext, item: OutboxItem) -> str | None:
+    """The payload channel this item batches on (batch_channels), else None."""
+    channel = item.payload.get("channel")
+    return channel if isinstance(channel, str) and channel in ctx.batch_channels.get(item.kind, ()) else None
+
+
+def _batches(ctx: JobContext, item: OutboxItem) -> bool:
+    """Whether the item runs in a batch (with others of its kind, or of its kind and channel)."""
+    return item.kind in ctx.batch_kinds or _batch_channel(ctx, item) is not None
+
+
 async def claim_batch(ctx: JobContext, item_id: int) -> list[OutboxItem]:
-    """Claim `item_id` (first in the list) and, for a batch kind, up to batch_size - 1 more due items of its kind."""
+    """Claim `item_id` (first in the list) and, when it batches, up to batch_size - 1 more due items like it."""
     now = utcnow()
     claimed = {"status": "running", "claimed_at": now, "attempt": OutboxItem.attempt + 1, "updated_at": now}
     options = {"synchronize_session": False}
@@ -221,8 +251,9 @@ async def claim_batch(ctx: JobContext, item_id: int) -> list[OutboxItem]:
                    col(OutboxItem.available_at) <= now)
             .values(**claimed).returning(OutboxItem), execution_options=options,
         )).all()
-        if not first or first[0].kind not in ctx.batch_kinds or ctx.batch_size <= 1:
+        if not first or not _batches(ctx, first[0]) or ctx.batch_size <= 1:
             return list(first)
+        channel = _batch_channel(ctx, first[0])
         # SKIP LOCKED: on PostgreSQL concurrent claimers take different rows instead of queueing
         # behind each other; the repeated status test settles any race (READ COMMITTED re-check).
         # A CTE, because PostgreSQL may run an IN (... LIMIT n SKIP LOCKED) subquery more than
@@ -230,7 +261,8 @@ async def claim_batch(ctx: JobContext, item_id: int) -> list[OutboxItem]:
         due = (
             select(col(OutboxItem.id))
             .where(col(OutboxItem.status) == "queued", col(OutboxItem.kind) == first[0].kind,
-                   col(OutboxItem.available_at) <= now)
+                   col(OutboxItem.available_at) <= now,
+                   true() if channel is None else OutboxItem.payload["channel"].as_string() == channel)
             .order_by(col(OutboxItem.available_at), col(OutboxItem.id)).limit(ctx.batch_size - 1)
             .with_for_update(skip_locked=True).cte("due")
         )
@@ -267,34 +299,39 @@ class _Attempt:
     delay: float | None = None
 
 
-async def _attempt(ctx: JobContext, item: OutboxItem, slots: asyncio.Semaphore) -> _Attempt:
+async def _attempt(ctx: JobContext, item: OutboxItem) -> _Attempt:
     """Run one item's handler; every exception becomes an outcome (one catch point per item)."""
     handler = ctx.handlers.get(item.kind)
     if handler is None:
         return _Attempt(item, "dead", error=LookupError(f"no handler for outbox kind {item.kind!r}"))
-    async with slots:
-        try:
-            result = await handler(ctx, item)
-        except TransientError as exc:
-            return _Attempt(item, "retry", error=exc, delay=exc.retry_after)
-        except PermanentError as exc:
-            return _Attempt(item, "failed", error=exc)
-        except Exception as exc:  # an unexpected crash is retried, then shunted
-            log.exception("outbox item %s (%s) crashed", item.id, item.kind)
-            return _Attempt(item, "retry", error=exc)
+    try:
+        result = await handler(ctx, item)
+    except TransientError as exc:
+        return _Attempt(item, "retry", error=exc, delay=exc.retry_after)
+    except PermanentError as exc:
+        return _Attempt(item, "failed", error=exc)
+    except Exception as exc:  # an unexpected crash is retried, then shunted
+        log.exception("outbox item %s (%s) crashed", item.id, item.kind)
+        return _Attempt(item, "retry", error=exc)
     return _Attempt(item, "done", result=result)
 
 
 async def run_batch(ctx: JobContext, items: list[OutboxItem]) -> dict[int, str]:
     """Run claimed items of one kind concurrently and record all outcomes in one transaction."""
-    scope = BatchScope(items)
-    slots = asyncio.Semaphore(max(1, ctx.batch_concurrency))
-    token = _BATCH.set(scope)  # the handlers' tasks copy the context, and with it the scope
+    scope = BatchScope(items, ctx.db_turn)
+    attempts: list[_Attempt | None] = [None] * len(items)
+    todo = iter(range(len(items)))
+
+    async def lane() -> None:  # batch_concurrency lanes take the items in turn
+        for index in todo:
+            attempts[index] = await _attempt(ctx, items[index])
+
+    token = _BATCH.set(scope)  # the lanes' tasks copy the context, and with it the scope
     try:
-        attempts = await asyncio.gather(*(_attempt(ctx, item, slots) for item in items))
+        await asyncio.gather(*(lane() for _ in range(max(1, min(ctx.batch_concurrency, len(items))))))
     finally:
         _BATCH.reset(token)
-    return await _record(ctx, scope, attempts)
+    return await _record(ctx, scope, [a for a in attempts if a is not None])
 
 
 _outbox = table(OutboxItem).c
@@ -350,7 +387,7 @@ async def _record(ctx: JobContext, scope: BatchScope, attempts: list[_Attempt]) 
             retries.append((attempt.item.id, wait))
         elif outcome == "dead":
             dead.append(_dead_letter(attempt))
-    async with ctx.factory() as session, session.begin():
+    async with ctx.db_turn, ctx.factory() as session, session.begin():
         await scope.flush(session)
         if rows:
             await session.execute(_FINISH_MANY, rows)

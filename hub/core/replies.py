@@ -110,7 +110,8 @@ async def create_reply(
     )
     session.add(message)
     await session.flush()
-    await outbox.add(session, SEND_MESSAGE, {"message_id": message.id})
+    # The channel lets a channel's sends be claimed in batches (JobContext.batch_channels).
+    await outbox.add(session, SEND_MESSAGE, {"message_id": message.id, "channel": channel.value})
     _record(session, conversation, message, kind="message", summary=request.body)
     conversation.last_message_at = max(conversation.last_message_at, message.created_at)
     await publish(session, Event(MESSAGE_SENT, conversation.customer_id, conversation.id, message.id,

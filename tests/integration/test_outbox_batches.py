@@ -1,4 +1,8 @@
-"""Outbox items of a batch kind (send_message): claimed, run and recorded together, each exactly once."""
+"""Outbox items that batch (send_message on a batch channel): claimed, run and recorded together, each once.
+
+Email registers its sends for batches; these tests register SMS too, to drive batches with a
+scripted sender.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +20,13 @@ from hub.core.jobs import run_outbox_item
 from hub.core.replies import ReplyRequest, create_reply
 from hub.store.models import Agent, Conversation, Message, OutboxItem, QuarantineItem
 from tests.support.builders import sms
+
+
+def _batches_for_sms(rt: hub_runtime.Runtime) -> ScriptedSender:
+    rt.jobs.batch_channels = {"send_message": {"sms"}}
+    sender = ScriptedSender(rt)
+    rt.jobs.senders = {"sms": sender}
+    return sender
 
 
 class ScriptedSender:
@@ -72,8 +83,7 @@ async def _rows(rt: hub_runtime.Runtime) -> tuple[dict[int, Message], dict[int, 
 async def test_one_job_claims_and_sends_the_due_batch_and_the_other_jobs_are_no_ops(
     runtime: hub_runtime.Runtime,
 ) -> None:
-    sender = ScriptedSender(runtime)
-    runtime.jobs.senders = {"sms": sender}
+    sender = _batches_for_sms(runtime)
     made = await _replies(runtime, [f"ok-{n}" for n in range(12)])
     first = made[0][1]
     assert await run_outbox_item(runtime.jobs, first) == "done"
@@ -88,10 +98,9 @@ async def test_one_job_claims_and_sends_the_due_batch_and_the_other_jobs_are_no_
 
 
 async def test_each_item_of_a_batch_gets_its_own_outcome(runtime: hub_runtime.Runtime) -> None:
-    sender = ScriptedSender(runtime)
-    runtime.jobs.senders = {"sms": sender}
+    _batches_for_sms(runtime)
     made = await _replies(runtime, ["ok-1", "perm-1", "later-1", "boom-1", "receipt-1"])
-    (ok, ok_item), (perm, perm_item), (later, later_item), (boom, boom_item), (receipt, receipt_item) = made
+    (ok, ok_item), (perm, perm_item), (later, later_item), (_, boom_item), (receipt, receipt_item) = made
     assert await run_outbox_item(runtime.jobs, ok_item) == "done"
     messages, items = await _rows(runtime)
     assert (messages[ok].delivery_status, items[ok_item].status) == ("sent", "done")
@@ -107,8 +116,7 @@ async def test_each_item_of_a_batch_gets_its_own_outcome(runtime: hub_runtime.Ru
 
 
 async def test_a_batch_item_past_its_attempts_is_shunted_with_its_traceback(runtime: hub_runtime.Runtime) -> None:
-    sender = ScriptedSender(runtime)
-    runtime.jobs.senders = {"sms": sender}
+    _batches_for_sms(runtime)
     [(_, boom_item), (ok, ok_item)] = await _replies(runtime, ["boom-2", "ok-2"])
     async with runtime.factory() as session, session.begin():
         await session.execute(update(OutboxItem).where(col(OutboxItem.id) == boom_item).values(max_attempts=1))
@@ -116,22 +124,34 @@ async def test_a_batch_item_past_its_attempts_is_shunted_with_its_traceback(runt
     messages, items = await _rows(runtime)
     async with runtime.factory() as session:
         dead = (await session.scalars(select(QuarantineItem))).one()
-    assert items[boom_item].status == "dead" and (items[ok_item].status, messages[ok].delivery_status) == ("done", "sent")
+    assert items[boom_item].status == "dead"
+    assert (items[ok_item].status, messages[ok].delivery_status) == ("done", "sent")
     assert dead.stage == "job:send_message" and dead.payload["outbox_id"] == boom_item
     assert "Traceback" in (dead.traceback or "") and "provider exploded" in dead.error
 
 
 async def test_two_workers_racing_over_the_same_jobs_send_every_message_once(runtime: hub_runtime.Runtime) -> None:
-    sender = ScriptedSender(runtime)
-    runtime.jobs.senders = {"sms": sender}
+    sender = _batches_for_sms(runtime)
     made = await _replies(runtime, [f"ok-{n}" for n in range(120)])
     ids = [item_id for _, item_id in made]
     # Two job contexts (two worker processes: separate claimed-ahead notes, small batches), each
     # given every job, twice over (arq is at-least-once).
-    workers = [dataclasses.replace(runtime.jobs, batch_size=7, claimed_ahead={}) for _ in range(2)]
+    workers = [dataclasses.replace(runtime.jobs, batch_size=7, claimed_ahead={}, db_turn=asyncio.Lock())
+               for _ in range(2)]
     outcomes = await asyncio.gather(*(run_outbox_item(w, i) for i in ids * 2 for w in workers))
     assert outcomes.count("done") >= -(-120 // 7) and set(outcomes) <= {"done", "skipped"}  # batches <= 7
     assert sorted(sender.sent) == sorted(m for m, _ in made)
     messages, items = await _rows(runtime)
     assert {m.delivery_status for m in messages.values()} == {"sent"}
     assert {(i.status, i.attempt) for i in items.values()} == {("done", 1)}
+
+
+async def test_items_of_channels_that_do_not_batch_run_one_by_one(runtime: hub_runtime.Runtime) -> None:
+    sender = ScriptedSender(runtime)
+    runtime.jobs.senders = {"sms": sender}
+    assert runtime.jobs.batch_channels.get("send_message", set()) <= {"email"}
+    made = await _replies(runtime, ["ok-a", "ok-b"])
+    assert await run_outbox_item(runtime.jobs, made[0][1]) == "done"
+    assert sender.sent == [made[0][0]]
+    _, items = await _rows(runtime)
+    assert items[made[0][1]].payload["channel"] == "sms" and items[made[1][1]].status == "queued"

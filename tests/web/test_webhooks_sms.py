@@ -15,6 +15,7 @@ from sqlalchemy import func
 from sqlmodel import col, select
 from twilio.request_validator import RequestValidator
 
+from hub.channels.sms.inbound import INGEST_JOB
 from hub.channels.sms.signature import public_url, signature_ok
 from hub.channels.sms.wiring import SENDER_KEY
 from hub.keys import RUNTIME
@@ -26,6 +27,7 @@ from hub.store.models import (
     Conversation,
     Inbox,
     Message,
+    OutboxItem,
     QuarantineItem,
     RawInput,
     Suppression,
@@ -174,6 +176,45 @@ async def test_each_hub_number_files_conversations_under_its_inbox_and_team(app:
     async with rt(app).factory() as session:
         rows = (await session.execute(select(Conversation).order_by(col(Conversation.id)))).scalars().all()
     assert [(c.inbox_id is not None, c.team_id == team.id) for c in rows] == [(True, True), (False, False)]
+
+
+async def test_a_conversation_opened_before_its_number_had_an_inbox_joins_it_with_the_next_message(
+    app: Client,
+) -> None:
+    await post(app, SMS, sms_form("SM" + "8" * 32, "Ciao", sender="+393471112266"))
+    async with rt(app).factory() as session, session.begin():
+        team = Team(name="Night desk")
+        session.add(team)
+        await session.flush()
+        session.add(Inbox(name="Night SMS", channel="sms", address=HUB_NUMBER, team_id=team.id))
+    await post(app, SMS, sms_form("SM" + "9" * 32, "Ci siete?", sender="+393471112266"))
+    async with rt(app).factory() as session:
+        conversation = (await session.execute(select(Conversation))).scalar_one()
+    assert conversation.inbox_id is not None and conversation.team_id == team.id
+
+
+async def test_a_burst_is_stored_in_batches_and_a_broken_job_fails_alone(app: Client) -> None:
+    runtime = rt(app)
+    # A queued ingest job whose kept form is gone: the burst's batch claims it with the others.
+    async with runtime.factory() as session, session.begin():
+        broken = OutboxItem(kind=INGEST_JOB, payload={"raw_id": 10**9, "channel": "sms"})
+        session.add(broken)
+    forms = [sms_form(f"SM{n:032d}", f"messaggio {n}", sender=f"+3934711100{n:02d}") for n in range(25)]
+    responses = await asyncio.gather(*(app.post(SMS, data=form, headers=sign(SMS, form)) for form in forms))
+    assert [r.status for r in responses] == [200] * 25
+    queue = inprocess(runtime)
+    assert queue is not None
+    await queue.drain()
+    async with runtime.factory() as session:
+        jobs = (await session.execute(select(OutboxItem).where(col(OutboxItem.kind) == INGEST_JOB))).scalars().all()
+        kept = (await session.execute(
+            select(Message.external_id, RawInput.data).join(RawInput, col(Message.raw_id) == col(RawInput.id))
+        )).all()
+    statuses = {job.id: job.status for job in jobs}
+    assert statuses.pop(broken.id) == "failed"
+    assert list(statuses.values()) == ["done"] * 25
+    assert sorted(sid for sid, _ in kept) == sorted(form["MessageSid"] for form in forms)
+    assert all(f"MessageSid={sid}".encode() in data for sid, data in kept)  # each linked to its own form
 
 
 async def test_stop_records_the_opt_out_and_the_next_reply_makes_no_request(

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import json
 import mailbox as stdlib_mailbox
+import os
 import sys
 from collections.abc import Iterator
+from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any
 
 import click
 
 from hub import runtime as hub_runtime
-from hub.channels.email.inbound import EmailOutcome, EmailResult, ingest_raw_many, mailbox_address, parse_raw
+from hub.channels.email.bulk import parser_pool, warm_up
+from hub.channels.email.inbound import EmailOutcome, EmailResult, ingest_stream, mailbox_address, parse_raw
 from hub.core.envelopes import DeliveryUpdate, Flag
 from hub.settings import Settings, SettingsError, load_settings
 
@@ -80,9 +85,23 @@ def _emit(results: list[EmailResult], as_json: bool, totals: dict[str, int]) -> 
             click.echo(json.dumps(result.summary(), ensure_ascii=False, default=str))
 
 
-async def _run(settings: Settings, paths: tuple[Path, ...], mailbox: str, as_json: bool, dry: bool) -> dict[str, int]:
+@contextlib.contextmanager
+def _parsers(workers: int) -> Iterator[Executor | None]:
+    """A pool of parser processes, or None to parse in this process."""
+    if workers <= 0:
+        yield None
+        return
+    with parser_pool(workers) as pool:
+        yield pool
+
+
+async def _run(
+    settings: Settings, paths: tuple[Path, ...], mailbox: str, as_json: bool, dry: bool, workers: int | None,
+) -> dict[str, int]:
     totals: dict[str, int] = {}
     total = sum(_count(p) for p in paths)
+    if workers is None:  # a pool pays for its start-up only on imports of more than one batch
+        workers = (os.cpu_count() or 1) if total > BATCH else 0
     with click.progressbar(length=total, label="ingesting mail", file=sys.stderr) as bar:
         if dry:
             for path in paths:
@@ -91,17 +110,14 @@ async def _run(settings: Settings, paths: tuple[Path, ...], mailbox: str, as_jso
                     bar.update(1)
             return totals
         async with hub_runtime.running(settings) as runtime:
-            for path in paths:
-                chunk: list[tuple[bytes, str]] = []
-                for item in read_mails(path):
-                    chunk.append(item)
-                    if len(chunk) == BATCH:
-                        _emit(await ingest_raw_many(runtime, chunk, mailbox=mailbox), as_json, totals)
-                        bar.update(len(chunk))
-                        chunk = []
-                if chunk:
-                    _emit(await ingest_raw_many(runtime, chunk, mailbox=mailbox), as_json, totals)
-                    bar.update(len(chunk))
+            with _parsers(workers) as pool:
+                if pool is not None:
+                    await warm_up(pool, workers)
+                mails = itertools.chain.from_iterable(read_mails(path) for path in paths)
+                async for results in ingest_stream(runtime, mails, mailbox=mailbox, batch=BATCH, pool=pool,
+                                                   ahead=2 * max(workers, 1)):
+                    _emit(results, as_json, totals)
+                    bar.update(len(results))
             if (queue := hub_runtime.inprocess(runtime)) is not None:
                 await queue.drain()  # auto-replies decided by routing go out before we exit
     return totals
@@ -112,7 +128,11 @@ async def _run(settings: Settings, paths: tuple[Path, ...], mailbox: str, as_jso
 @click.option("--mailbox", "to", default=None, help="The address these mails were sent to [HUB_SMTP_FROM].")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per message on stdout.")
 @click.option("--dry-run", is_flag=True, help="Parse and print without storing anything.")
-def email_command(paths: tuple[Path, ...], to: str | None, as_json: bool, dry_run: bool) -> None:
+@click.option("--workers", type=click.IntRange(min=0), default=None,
+              help="Parser processes (0: parse in this process) [one per CPU for more than one batch].")
+def email_command(
+    paths: tuple[Path, ...], to: str | None, as_json: bool, dry_run: bool, workers: int | None
+) -> None:
     """Import .eml files, mbox files and Maildir folders (PATH...) as received mail."""
     try:
         settings = load_settings()
@@ -122,7 +142,7 @@ def email_command(paths: tuple[Path, ...], to: str | None, as_json: bool, dry_ru
         mailbox = mailbox_address(to or settings.imap_address or settings.smtp_from)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--mailbox") from None
-    totals = asyncio.run(_run(settings, paths, mailbox, as_json, dry_run))
+    totals = asyncio.run(_run(settings, paths, mailbox, as_json, dry_run, workers))
     summary = ", ".join(f"{n} {outcome}" for outcome, n in sorted(totals.items())) or "no messages"
     click.echo(f"{'parsed' if dry_run else 'ingested'}: {summary}", err=True)
 

@@ -6,9 +6,10 @@ decides between stored, duplicate, bounce and quarantine, and one place that cat
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import traceback
+from collections.abc import AsyncIterator, Iterable
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
@@ -16,7 +17,14 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from hub import runtime as hub_runtime
-from hub.channels.email.parse import parse
+from hub.channels.email.bulk import (
+    Parsed,
+    ParseFailure,
+    ParseOptions,
+    parse_batches,
+    parse_many,
+    parse_with,
+)
 from hub.core.delivery import apply_update
 from hub.core.envelopes import DeliveryUpdate, Flag, Inbound
 from hub.core.identity import InvalidAddress, normalise_email
@@ -79,22 +87,16 @@ def own_addresses(settings: Settings, mailboxes: tuple[str, ...] = ()) -> frozen
     return frozenset(a.strip().lower() for a in found if a)
 
 
-def is_own_mail(address: str, own: frozenset[str], mail_domain: str) -> bool:
-    """Mail from ourselves (our addresses, or any reply+token address of our mail domain)."""
-    value = address.lower()
-    return value in own or value.rsplit("@", 1)[-1] == mail_domain.lower()
+def parse_options(settings: Settings, mailbox: str) -> ParseOptions:
+    """The settings parsing needs, for mail received at `mailbox` (picklable, for parser processes)."""
+    return ParseOptions(mailbox=mailbox, region=settings.default_region,
+                        max_attachment_bytes=settings.email_max_attachment_bytes,
+                        own=own_addresses(settings, (mailbox,)), mail_domain=settings.mail_domain)
 
 
 def parse_raw(raw: bytes, *, mailbox: str, settings: Settings) -> Inbound | DeliveryUpdate:
     """Parse with the hub's settings, flagging mail that comes from the hub itself."""
-    parsed = parse(raw, mailbox=mailbox, region=settings.default_region,
-                   max_attachment_bytes=settings.email_max_attachment_bytes)
-    if isinstance(parsed, Inbound) and is_own_mail(
-        parsed.sender.value, own_addresses(settings, (mailbox,)), settings.mail_domain
-    ):
-        # Our own mail looping back (a forward rule, a reply-all to ourselves): stored, never answered.
-        parsed = dataclasses.replace(parsed, flags=parsed.flags | {Flag.OWN_MAIL})
-    return parsed
+    return parse_with(raw, parse_options(settings, mailbox))
 
 
 def _outcome(item: Inbound, result: IngestResult) -> EmailOutcome:
@@ -143,6 +145,11 @@ async def ingest_raw(runtime: Runtime, raw: bytes, *, mailbox: str, source: str)
         parsed = parse_raw(raw, mailbox=mailbox, settings=runtime.settings)
     except Exception as exc:  # one catch point: whatever the parser trips on, the raw bytes are kept
         return await _quarantine(runtime, raw, source, "email.parse", exc)
+    return await _ingest_parsed(runtime, raw, parsed, source)
+
+
+async def _ingest_parsed(runtime: Runtime, raw: bytes, parsed: Inbound | DeliveryUpdate, source: str) -> EmailResult:
+    """Store one parsed mail (or apply its bounce) in its own transaction; what the store refuses is quarantined."""
     if isinstance(parsed, Inbound) and (done := await _unsubscribe(runtime, raw, parsed, source)) is not None:
         return done
     try:
@@ -158,41 +165,99 @@ async def ingest_raw(runtime: Runtime, raw: bytes, *, mailbox: str, source: str)
 
 
 async def ingest_raw_many(runtime: Runtime, mails: list[tuple[bytes, str]], *, mailbox: str) -> list[EmailResult]:
-    """Ingest (raw, source) pairs, storing the parsed ones in one transaction; results in input order.
+    """Ingest (raw, source) pairs, storing the parsed ones in one transaction; results in input order."""
+    parsed = parse_many([raw for raw, _ in mails], parse_options(runtime.settings, mailbox))
+    return await store_parsed(runtime, mails, parsed)
+
+
+async def ingest_stream(
+    runtime: Runtime, mails: Iterable[tuple[bytes, str]], *, mailbox: str, batch: int,
+    pool: Executor | None = None, ahead: int = 4,
+) -> AsyncIterator[list[EmailResult]]:
+    """Ingest many mails batch by batch (results of each batch in input order, once it has committed).
+
+    With a process pool, up to `ahead` next batches are parsed there while this process stores
+    the current one; the results are those of the single-process path.
+    """
+    options = parse_options(runtime.settings, mailbox)
+    async for chunk, parsed in parse_batches(mails, options, batch=batch, pool=pool, ahead=ahead):
+        yield await store_parsed(runtime, chunk, parsed)
+
+
+async def store_parsed(runtime: Runtime, mails: list[tuple[bytes, str]], parsed: list[Parsed]) -> list[EmailResult]:
+    """Store a batch of parsed mails: unparseable ones quarantined, bounces applied, the rest in one transaction.
 
     If the batch's transaction fails on one message's data, every message of it is retried alone,
     so only the culprit is quarantined.
     """
     results: dict[int, EmailResult] = {}
     batch: list[tuple[int, Inbound]] = []
-    broken: list[tuple[int, BaseException]] = []
-    for index, (raw, source) in enumerate(mails):
-        try:
-            parsed = parse_raw(raw, mailbox=mailbox, settings=runtime.settings)
-        except Exception as exc:  # one catch point, as in ingest_raw: keep the bytes and the error
-            broken.append((index, exc))
-            continue
-        if isinstance(parsed, DeliveryUpdate):
-            results[index] = await ingest_raw(runtime, raw, mailbox=mailbox, source=source)
-        elif (done := await _unsubscribe(runtime, raw, parsed, source)) is not None:
+    broken: list[tuple[int, ParseFailure]] = []
+    bounces: list[tuple[int, DeliveryUpdate]] = []
+    for index, ((raw, source), item) in enumerate(zip(mails, parsed, strict=True)):
+        if isinstance(item, ParseFailure):
+            broken.append((index, item))
+        elif isinstance(item, DeliveryUpdate):
+            bounces.append((index, item))
+        elif (done := await _unsubscribe(runtime, raw, item, source)) is not None:
             results[index] = done
         else:
-            batch.append((index, parsed))
+            batch.append((index, item))
     if broken:
         results.update(await _quarantine_parse_errors(runtime, broken, mails))
+    if bounces:
+        results.update(await _apply_bounces(runtime, bounces, mails))
     if batch:
-        results.update(await _store_batch(runtime, batch, mails, mailbox))
+        results.update(await _store_batch(runtime, batch, mails))
     return [results[index] for index in range(len(mails))]
 
 
+async def _apply_bounces(
+    runtime: Runtime, bounces: list[tuple[int, DeliveryUpdate]], mails: list[tuple[bytes, str]]
+) -> dict[int, EmailResult]:
+    """A batch's bounces in one transaction; a report about mail we never sent is quarantined in it."""
+    results: dict[int, EmailResult] = {}
+    unknown: list[tuple[int, QuarantineItem]] = []
+    try:
+        async with runtime.factory() as session, session.begin():
+            for index, update in bounces:
+                original = await apply_update(session, update, tuple(runtime.handlers))
+                if original is None:
+                    unknown.append((index, _unknown_bounce(mails[index], update)))
+                    continue
+                results[index] = EmailResult(EmailOutcome.BOUNCE, mails[index][1], update,
+                                             original_message_id=original.id)
+            session.add_all([row for _, row in unknown])
+            await session.flush()
+    except _OUTAGE:
+        raise
+    except Exception:  # one report's data broke the batch: apply them one at a time
+        log.warning("batch of %d bounces failed; applying them one by one", len(bounces), exc_info=True)
+        return {index: await _ingest_parsed(runtime, mails[index][0], update, mails[index][1])
+                for index, update in bounces}
+    for index, row in unknown:
+        log.info("mail from %s quarantined at email.bounce: %s", row.source, row.error)
+        results[index] = EmailResult(EmailOutcome.QUARANTINED, row.source or "", error=row.error, ingest=IngestResult(
+            Outcome.QUARANTINED, quarantine_id=row.id, error=row.error))
+    return results
+
+
+def _unknown_bounce(mail: tuple[bytes, str], update: DeliveryUpdate) -> QuarantineItem:
+    """The quarantine row of a bounce about mail we never sent (or long deleted), for a human to look at."""
+    error = LookupError(f"bounce for unknown message <{update.original_ref}>")
+    return QuarantineItem(stage="email.bounce", channel="email", source=mail[1], raw=mail[0], payload={},
+                          error=f"{type(error).__name__}: {error}",
+                          traceback="".join(traceback.format_exception(error)))
+
+
 async def _quarantine_parse_errors(
-    runtime: Runtime, broken: list[tuple[int, BaseException]], mails: list[tuple[bytes, str]]
+    runtime: Runtime, broken: list[tuple[int, ParseFailure]], mails: list[tuple[bytes, str]]
 ) -> dict[int, EmailResult]:
     """Quarantine a batch's unparseable mails in one transaction, raw bytes and error kept."""
     rows = [(index, QuarantineItem(
         stage="email.parse", channel="email", source=mails[index][1], raw=mails[index][0],
-        error=f"{type(exc).__name__}: {exc}", traceback="".join(traceback.format_exception(exc)),
-    )) for index, exc in broken]
+        error=failure.error, traceback=failure.traceback,
+    )) for index, failure in broken]
     async with runtime.factory() as session, session.begin():
         session.add_all([row for _, row in rows])
         await session.flush()
@@ -204,7 +269,7 @@ async def _quarantine_parse_errors(
 
 
 async def _store_batch(
-    runtime: Runtime, batch: list[tuple[int, Inbound]], mails: list[tuple[bytes, str]], mailbox: str
+    runtime: Runtime, batch: list[tuple[int, Inbound]], mails: list[tuple[bytes, str]]
 ) -> dict[int, EmailResult]:
     try:
         stored = await ingest_batch(runtime.factory, [item for _, item in batch], runtime.ingest_context)
@@ -212,8 +277,8 @@ async def _store_batch(
         raise
     except Exception:  # some message's data broke the batch: find it by ingesting one at a time
         log.warning("batch of %d mails failed; ingesting them one by one", len(batch), exc_info=True)
-        return {index: await ingest_raw(runtime, mails[index][0], mailbox=mailbox, source=mails[index][1])
-                for index, _ in batch}
+        return {index: await _ingest_parsed(runtime, mails[index][0], item, mails[index][1])
+                for index, item in batch}
     return {index: EmailResult(_outcome(item, result), mails[index][1], item, result)
             for (index, item), result in zip(batch, stored, strict=True)}
 

@@ -15,8 +15,10 @@ from datetime import UTC, datetime
 from email import errors as email_errors
 from email import policy
 from email.header import decode_header, make_header
+from email.headerregistry import HeaderRegistry, UnstructuredHeader
 from email.message import EmailMessage, Message
 from email.parser import BytesParser
+from email.policy import EmailPolicy
 from email.utils import getaddresses, parseaddr
 from typing import Any
 
@@ -63,6 +65,40 @@ HEADER_ERRORS = (
     AttributeError,
 )
 _PAYLOAD_ERRORS = (*HEADER_ERRORS, LookupError, AssertionError)
+
+
+class _MessagePolicy(EmailPolicy):
+    """policy.default that parses each header value once per message.
+
+    The stdlib parses a header again on every access (get_content_type() alone runs a dozen
+    times per part while parsing and walking one mail), and that parsing is most of its cost.
+    The result is a pure function of (name, value): one message's policy keeps it.
+    """
+
+    def header_fetch_parse(self, name: str, value: str) -> Any:
+        if hasattr(value, "name"):
+            return value
+        parsed: dict[tuple[str, str], Any] = self.__dict__["_parsed"]
+        key = (name, value)
+        found = parsed.get(key)
+        if found is None:
+            found = parsed[key] = super().header_fetch_parse(name, value)
+        return found
+
+
+_HEADER_FACTORY = HeaderRegistry()  # what policy.default has
+
+
+def _is_unstructured(name: str) -> bool:
+    """Whether policy.default reads this header as free text (Subject, References, X-...)."""
+    return issubclass(_HEADER_FACTORY.registry.get(name.lower(), UnstructuredHeader), UnstructuredHeader)
+
+
+def _message_policy() -> EmailPolicy:
+    """A fresh policy (and header cache) for one message."""
+    fresh = _MessagePolicy(header_factory=_HEADER_FACTORY)
+    object.__setattr__(fresh, "_parsed", {})  # policies are immutable; this is the one mutable slot
+    return fresh
 
 
 class EmailParseError(ValueError):
@@ -136,6 +172,10 @@ def header(msg: Message, name: str) -> str | None:
     if _has_8bit(raw):
         # policy.default turns undeclared 8-bit bytes into U+FFFD: decode them ourselves.
         text = _decode_raw(raw)
+    elif "=?" not in raw and _is_unstructured(name):
+        # Free text without encoded words: the header parser would return it unchanged, once
+        # the line breaks are removed (as header_fetch_parse does); skip its cost.
+        text = raw.replace("\r", "").replace("\n", "")
     else:
         try:
             text = str(msg.get(name))
@@ -184,6 +224,9 @@ def _reply_tokens(msg: Message, mailbox: str) -> list[str]:
     domain = mailbox.rsplit("@", 1)[-1]
     tokens: list[str] = []
     for name in _TOKEN_HEADERS:
+        raw = _raw_value(msg, name)
+        if raw is None or ("+" not in raw and "=?" not in raw):
+            continue  # no reply+token address can be in it: spare the address parser
         for _, addr in _addresses(msg, name):
             match = _TOKEN.match(addr.strip().lower())
             if match and match.group(2) == domain:
@@ -342,15 +385,16 @@ def _parse_message(raw: bytes) -> EmailMessage:
     """Bytes -> message, refusing what is not mail at all."""
     if not raw or not raw.strip(b"\x00 \t\r\n"):
         raise EmailParseError("empty message")
-    msg = BytesParser(policy=policy.default).parsebytes(raw)
+    msg = BytesParser(policy=_message_policy()).parsebytes(raw)
     if not isinstance(msg, EmailMessage) or not msg.keys():
         raise EmailParseError("no headers: not an RFC 5322 message")
     return msg
 
 
-def _bounce(msg: Message, raw: bytes, body: str, received_at: datetime, dsn: bool) -> DeliveryUpdate | None:
+def _bounce(
+    msg: Message, raw: bytes, ext: str, body: str, received_at: datetime, dsn: bool
+) -> DeliveryUpdate | None:
     """A DeliveryUpdate when the mail is a bounce we can tie to an original message."""
-    ext = _external_id(msg, raw)
     try:
         if dsn:
             return bounce.parse_dsn(msg, external_id=ext, occurred_at=received_at, raw=raw)
@@ -385,7 +429,8 @@ def parse(
     body_text, body_html = _bodies(found)
     received_at = _received_at(msg, now)
     dsn = bounce.is_dsn(msg)
-    update = _bounce(msg, raw, body_text, received_at, dsn)
+    external_id = _external_id(msg, raw)
+    update = _bounce(msg, raw, external_id, body_text, received_at, dsn)
     if update is not None:
         return update
     subject = header(msg, "Subject")
@@ -394,7 +439,7 @@ def parse(
         flags |= {Flag.BOUNCE, Flag.AUTOREPLY}
     return Inbound(
         channel=Channel.EMAIL,
-        external_id=_external_id(msg, raw),
+        external_id=external_id,
         sender=_sender(msg, region),
         recipient=Address(AddressKind.EMAIL, normalise_email(mailbox)),
         received_at=received_at,

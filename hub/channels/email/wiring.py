@@ -15,6 +15,7 @@ from hub.channels.email.inbound import ingest_raw
 from hub.channels.email.poller import mailboxes_from_settings, run_mailboxes
 from hub.channels.email.smtp import SmtpConfig, SmtpSender
 from hub.core.envelopes import Channel
+from hub.core.replies import SEND_MESSAGE
 from hub.settings import Settings
 
 SENDER_KEY = "email.sender"
@@ -55,6 +56,8 @@ def wire_email(runtime: hub_runtime.Runtime) -> None:
     if settings.smtp_host:
         sender = SmtpSender(smtp_config(settings))
         runtime.jobs.senders = {**runtime.jobs.senders, Channel.EMAIL.value: sender}
+        # Email sends are claimed, loaded and recorded in batches, sent over the pooled connections.
+        runtime.jobs.batch_channels.setdefault(SEND_MESSAGE, set()).add(Channel.EMAIL.value)
         runtime.extras[SENDER_KEY] = sender
         runtime.extras.setdefault(CLOSERS_KEY, []).append(sender.aclose)
     runtime.extras.setdefault(hub_runtime.REPLAYERS, {})[Channel.EMAIL.value] = _replayer(runtime)

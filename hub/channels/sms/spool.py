@@ -9,23 +9,43 @@ after the commit that holds its form.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 from dataclasses import dataclass
 
-from sqlalchemy import insert
+from sqlalchemy import bindparam, select
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col, select
 
 from hub.core import outbox
 from hub.core.envelopes import Inbound
 from hub.ops.context import current_trace_id, trace_entry
 from hub.runtime import Runtime
 from hub.store import ids
+from hub.store.bulk import DriverStatement, driver_rows, session_binder
 from hub.store.models import Message, OutboxItem, RawInput, table
 from hub.store.types import utcnow
 
 FORM = "application/x-www-form-urlencoded"
 MAX_BATCH = 200
+
+# Prebuilt Core and driver statements: SQLAlchemy's per-statement work (ORM, building an IN list,
+# the adapted cursor's thread hops) would otherwise be most of a small batch's cost.
+_MESSAGES = table(Message)
+_STORED = select(_MESSAGES.c.external_id).where(  # (channel, external_id) is the unique index
+    _MESSAGES.c.channel == bindparam("channel"), _MESSAGES.c.external_id.in_(bindparam("sids", expanding=True)))
+
+
+@functools.lru_cache(maxsize=256)
+def _stored_sql(dialect: Dialect, count: int) -> str:
+    """_STORED for `count` MessageSids in the dialect's own paramstyle, for the driver (channel first)."""
+    sample = _STORED.params(channel="", sids=[""] * count)
+    return str(sample.compile(dialect=dialect, compile_kwargs={"render_postcompile": True}))
+
+
+_KEEP_FORM = DriverStatement.insert(table(RawInput), ("id", "channel", "content_type", "data", "sha256", "received_at"))
+_QUEUE_JOB = DriverStatement.insert(table(OutboxItem), (
+    "id", "kind", "payload", "status", "attempt", "max_attempts", "available_at", "result", "created_at", "updated_at"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,13 +63,10 @@ async def _fresh(session: AsyncSession, batch: list[_Pending]) -> list[_Pending]
     for pending in batch:
         by_channel.setdefault(pending.item.channel.value, set()).add(pending.item.external_id)
     seen: set[tuple[str, str]] = set()
+    dialect = session.get_bind().dialect
     for channel, sids in by_channel.items():
-        # channel = ? AND external_id IN (...) walks the unique index; external_id alone scans messages
-        stored = await session.execute(
-            select(col(Message.external_id))
-            .where(col(Message.channel) == channel, col(Message.external_id).in_(sids))
-        )
-        seen.update((channel, sid) for sid in stored.scalars() if sid is not None)
+        stored = await driver_rows(session, _stored_sql(dialect, len(sids)), (channel, *sids))
+        seen.update((channel, sid) for (sid,) in stored)
     fresh = []
     for pending in batch:
         key = (pending.item.channel.value, pending.item.external_id)
@@ -92,24 +109,25 @@ class Spool:
             await outbox.dispatch(self.runtime.queue, job_ids)
 
     async def _write(self, batch: list[_Pending]) -> list[int]:
-        now, attempts = utcnow(), self.runtime.settings.outbox_max_attempts
-        async with self.runtime.factory() as session, session.begin():
+        # The process's database turn (shared with the jobs' batches): SQLite writers queue there
+        # instead of sleeping in its busy handler, and in-process jobs hold it only briefly.
+        async with self.runtime.jobs.db_turn, self.runtime.factory() as session, session.begin():
             fresh = await _fresh(session, batch)
             if not fresh:
                 return []
-            # Ids taken first, so each table gets one executemany: RETURNING in parameter order
-            # would make SQLAlchemy insert row by row on SQLite.
-            raw_ids = await ids.allocate(session, "rawinput", len(fresh))
-            job_ids = await ids.allocate(session, "outboxitem", len(fresh))
-            # Core inserts: ORM objects cost more than the rest of the request here.
-            await session.execute(insert(table(RawInput)), [
-                {"id": raw_id, "channel": p.item.channel.value, "content_type": FORM, "data": p.body,
-                 "sha256": hashlib.sha256(p.body).hexdigest(), "received_at": now}
+            # Ids taken first, so each table gets one executemany at the driver: RETURNING in
+            # parameter order would make SQLAlchemy insert row by row on SQLite.
+            taken = await ids.allocate_many(session, {"rawinput": len(fresh), "outboxitem": len(fresh)})
+            raw_ids, job_ids = taken["rawinput"], taken["outboxitem"]
+            bind = session_binder(session)
+            now = bind.time(utcnow())  # one transaction, one moment
+            await _KEEP_FORM.run(session, [
+                (raw_id, p.item.channel.value, FORM, p.body, hashlib.sha256(p.body).hexdigest(), now)
                 for raw_id, p in zip(raw_ids, fresh, strict=True)])
-            await session.execute(insert(table(OutboxItem)), [
-                {"id": job_id, "kind": self.job,
-                 "payload": {"raw_id": raw_id, "channel": p.item.channel.value, **trace_entry(p.trace_id)},
-                 "status": "queued", "attempt": 0, "max_attempts": attempts, "available_at": now,
-                 "result": {}, "created_at": now, "updated_at": now}
+            queued, attempts, empty = "queued", self.runtime.settings.outbox_max_attempts, bind.json({})
+            await _QUEUE_JOB.run(session, [
+                (job_id, self.job, bind.json({"raw_id": raw_id, "channel": p.item.channel.value,
+                                              **trace_entry(p.trace_id)}),
+                 queued, 0, attempts, now, empty, now, now)
                 for job_id, raw_id, p in zip(job_ids, raw_ids, fresh, strict=True)])
         return job_ids

@@ -20,6 +20,7 @@ def wire_sms(runtime: hub_runtime.Runtime) -> None:
     if check_reply not in runtime.handlers:
         runtime.handlers.append(check_reply)
     runtime.jobs.handlers[INGEST_JOB] = ingest_job(runtime)
+    runtime.jobs.batch_kinds.add(INGEST_JOB)  # a burst of webhooks is stored in a few transactions
     runtime.extras[SPOOL_KEY] = Spool(runtime, INGEST_JOB)
     settings = runtime.settings
     if not (settings.twilio_account_sid and settings.twilio_auth_token):

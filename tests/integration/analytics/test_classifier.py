@@ -13,7 +13,7 @@ from hub.analytics.stages import STAGE_CHANGED
 from hub.core.events import Event
 from hub.routing.conditions import ConditionError
 from hub.runtime import Runtime
-from hub.store.models import Case, Customer, StageChange, Survey
+from hub.store.models import Case, Customer, DomainEvent, StageChange, Survey
 
 
 async def _fixture(runtime: Runtime) -> dict[int, int]:
@@ -75,6 +75,13 @@ async def test_classify_moves_exactly_the_expected_customers(runtime: Runtime) -
     assert sorted(h[0] for h in history) == sorted(ids[n] for n in range(1, 12))
     assert sorted(e.customer_id or 0 for e in seen) == sorted(ids[n] for n in range(1, 12))
     assert {e.type for e in seen} == {STAGE_CHANGED}
+    # Each move is stored once for live streams, with the payload publish() would store.
+    async with runtime.factory() as session:
+        stored = (await session.execute(select(DomainEvent).where(DomainEvent.type == STAGE_CHANGED))).scalars().all()
+    assert sorted((r.customer_id or 0, r.payload) for r in stored) == sorted(
+        (e.customer_id or 0, {"message_id": None, **e.data}) for e in seen)
+    assert set(seen[0].data) == {"from_stage", "to_stage", "cause", "actor", "at"}
+    assert seen[0].data["cause"] == seen[0].data["actor"] == "classifier"
     async with runtime.factory() as session, session.begin():
         again = await classifier.classify(session, today=date(2025, 12, 31))
     assert again.changed == 0
@@ -94,3 +101,19 @@ async def test_rules_come_from_the_table_and_are_checked(runtime: Runtime) -> No
         result = await classifier.classify(session, dry_run=True)
     # Customer n spends n stays * 100n: 3 (900) to 10 reach 900; no other rule, so the rest stay.
     assert result.moves == {("prospect", "key"): 8}
+
+
+async def test_referrals_count_only_plain_customer_ids(runtime: Runtime) -> None:
+    ids = await _fixture(runtime)
+    # Customer 13 already names customer 5; these spellings must not count for anyone.
+    async with runtime.factory() as session, session.begin():
+        session.add_all([Customer(display_name=f"odd {n}", attributes={"referred_by": value})
+                         for n, value in enumerate([f"0{ids[6]}", f"{ids[7]}x", f" {ids[8]}", "abc", "0", ""])])
+        session.add(Customer(display_name="second friend of 5", attributes={"referred_by": str(ids[5])}))
+    rules = classifier.parse_rules([
+        {"stage": "advocate", "condition": {"field": "referrals.count", "op": "gte", "value": 2}},
+        {"stage": "key", "condition": {"field": "referrals.count", "op": "gte", "value": 1}}])
+    async with runtime.factory() as session, session.begin():
+        result = await classifier.classify(session, rules=rules, dry_run=True)
+    assert result.moves == {("prospect", "advocate"): 1}
+    assert [c for c, _, _ in result.sample] == [ids[5]]

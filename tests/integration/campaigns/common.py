@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlmodel import col
@@ -73,3 +75,19 @@ async def run_to_end(rt: hub_runtime.Runtime, rounds: int = 5) -> None:
         await scheduler.tick(sc)
         assert isinstance(sc.queue, LocalBatchQueue)
         await sc.queue.drain()
+
+
+class HeldReplies:
+    """An aiosmtpd handler that takes every message but holds the 250 for those to `hold` until released."""
+
+    def __init__(self, hold: set[str]) -> None:
+        self.hold = hold
+        self.arrived, self.release = threading.Event(), threading.Event()
+        self.envelopes: list[Any] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.envelopes.append(envelope)
+        if self.hold & set(envelope.rcpt_tos):
+            self.arrived.set()
+            await asyncio.get_running_loop().run_in_executor(None, self.release.wait, 60)
+        return "250 2.0.0 Message accepted for delivery"

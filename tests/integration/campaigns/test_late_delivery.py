@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from aiohttp.test_utils import TestClient, TestServer
+from aiosmtpd.controller import Controller
 from sqlalchemy import select
 from sqlmodel import col
 
@@ -16,7 +18,8 @@ from hub.keys import RUNTIME
 from hub.settings import load_settings
 from hub.store.models import CampaignRecipient, DomainEvent, Message, Suppression
 from tests.integration.campaigns import seed
-from tests.integration.campaigns.common import run_to_end, schedule_now
+from tests.integration.campaigns.common import HeldReplies, run_to_end, schedule_now
+from tests.support.services import free_port
 from tests.support.smtp_sink import SmtpSink
 from tests.support.twilio_fake import FakeTwilio, sign, sms_settings, status_form
 
@@ -113,3 +116,39 @@ async def test_an_undelivered_status_callback_counts_as_failed(
     assert (series["sent"], series["failed"], series["delivered"]) == (3, 1, 1)
     assert failed.address == seed.phone(0) and "30003" in (failed.error or "")
     assert suppressions == []  # a handset switched off is no reason to stop writing
+
+
+async def test_a_bounce_applied_before_the_worker_records_the_send_is_not_overwritten(
+    database_url: str, tmp_path: Path
+) -> None:
+    held = HeldReplies(hold={seed.address(0)})
+    controller = Controller(held, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    settings = load_settings(database_url=database_url, data_dir=tmp_path / "data", redis_url=None,
+                             mail_domain="hub.test", smtp_from=HOTEL, smtp_host="127.0.0.1",
+                             smtp_port=controller.port)
+    try:
+        async with hub_runtime.running(settings) as rt:
+            await seed.customers(rt.factory, 1)
+            campaign_id = await seed.campaign(rt.factory)
+            await schedule_now(rt, campaign_id)
+            sending = asyncio.create_task(run_to_end(rt))
+            assert await asyncio.to_thread(held.arrived.wait, 60)
+            # The relay has the message and its bounce comes back before the worker hears "250".
+            sent = await sent_messages(rt, campaign_id)
+            bounce = await ingest_raw(rt, dsn(str(sent[seed.address(0)].external_id), seed.address(0), "5.1.1"),
+                                      mailbox=HOTEL, source="dsn-early")
+            held.release.set()
+            await sending
+            message = (await sent_messages(rt, campaign_id))[seed.address(0)]
+            totals, _ = await numbers(rt, campaign_id)
+            async with rt.factory() as session:
+                row = (await session.execute(select(CampaignRecipient))).scalar_one()
+    finally:
+        held.release.set()
+        controller.stop()
+    assert bounce.outcome == EmailOutcome.BOUNCE and len(held.envelopes) == 1
+    assert message.delivery_status == "bounced" and "5.1.1" in (message.delivery_detail or "")
+    assert (row.status, row.sent_at is not None, row.claimed_at, row.worker) == ("bounced", True, None, None)
+    assert "5.1.1" in (row.error or "")
+    assert totals["status"] == {"bounced": 1} and totals["events"] == {"bounced": 1}

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 
-from hub.analytics import export, orders
+from sqlalchemy.dialects import postgresql, sqlite
+
+from hub.analytics import classifier, export, orders
 from hub.analytics.retention import period_label, period_of
 from hub.web import report_charts
 
@@ -59,3 +61,31 @@ def test_charts_are_empty_without_data_and_scaled_with_it() -> None:
     assert [round(s.w) for s in chart.shapes] == [440, 220]
     heat = report_charts.heatmap([{"cohort": "2025-01", "size": 2, "active": [2, 1], "rates": [1.0, 0.5]}])
     assert [s.opacity for s in heat.shapes] == [1.0, 0.54]
+
+
+def test_the_query_computes_only_what_the_rules_test() -> None:
+    def sql(rules: list[dict[str, object]], dialect: object) -> str:
+        query = classifier.decisions(classifier.parse_rules(rules), date(2026, 1, 1), datetime(2026, 1, 1, tzinfo=UTC),
+                                     dialect)
+        return str(query.compile(dialect=dialect)).lower()  # type: ignore[arg-type]
+
+    spend = [{"stage": "key", "condition": {"field": "rfm.m", "op": "gte", "value": 4}}]
+    for dialect in (sqlite.dialect(), postgresql.dialect()):
+        only_m = sql(spend, dialect)
+        assert only_m.count("ntile(") == 1 and "survey" not in only_m and "complaint" not in only_m
+        assert "referrals" not in only_m
+        tags = sql([{"stage": "sub_zero", "condition": {"field": "customer.tags", "op": "contains", "value": "x"}}],
+                   dialect)
+        assert " stay" not in tags and "ntile(" not in tags
+        everything = sql(classifier.DEFAULT_RULES, dialect)
+        # The defaults test f and m, never r: two sorts, not three.
+        assert everything.count("ntile(") == 2 and "survey" in everything and "referrals" in everything
+
+
+def test_fields_of_names_dict_fields_by_their_holder() -> None:
+    from hub.analytics import rfm
+    from hub.routing.conditions import validate
+
+    cond = validate({"any": [{"not": {"field": "customer.attributes.vip", "op": "equals", "value": "y"}},
+                             {"all": [{"field": "rfm.f", "op": "gte", "value": 4}]}]}, fields=rfm.FIELDS)
+    assert classifier.fields_of(cond) == {"customer.attributes", "rfm.f"}
