@@ -40,7 +40,7 @@ from sqlmodel import col
 
 from hub.analytics import rfm
 from hub.analytics.stages import STAGE_CHANGED
-from hub.core.events import Event, EventHandler
+from hub.core.events import Event, EventHandler, accepts
 from hub.routing.conditions import All, AnyOf, Condition, ConditionError, Not, compile_sql, validate
 from hub.store.models import LIFECYCLE_STAGES, Customer, DomainEvent, StageChange, StageRule, table
 from hub.store.types import UTCDateTime, utcnow
@@ -256,6 +256,7 @@ async def _store_events(session: AsyncSession, now: datetime, actor: str) -> Non
 
 async def _announce(session: AsyncSession, now: datetime, actor: str, handlers: tuple[EventHandler, ...]) -> None:
     """Run the handlers on each move's event in customer order, a batch of moves at a time."""
+    handlers = tuple(h for h in handlers if accepts(h, STAGE_CHANGED))
     if not handlers:
         return
     m, extra, after = _moves.c, _event_data(now, actor), -1

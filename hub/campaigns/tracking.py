@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from hub.core.delivery import suppress
-from hub.core.events import DELIVERY_UPDATED, MESSAGE_RECEIVED, Event
+from hub.core.events import DELIVERY_UPDATED, MESSAGE_RECEIVED, Event, handles
 from hub.store.models import CampaignEvent, CampaignRecipient, Message
 from hub.store.types import utcnow
 
@@ -54,6 +54,7 @@ async def _replied_to(session: AsyncSession, message: Message) -> CampaignRecipi
     return found.scalar_one_or_none()
 
 
+@handles(MESSAGE_RECEIVED)
 async def on_reply(session: AsyncSession, event: Event) -> None:
     """Event handler: an inbound message answering a campaign message counts as its reply."""
     if event.type != MESSAGE_RECEIVED or event.message_id is None:
@@ -76,6 +77,7 @@ async def _recipient_of(session: AsyncSession, message_id: int) -> CampaignRecip
     return recipient if recipient is not None and recipient.message_id == message_id else None
 
 
+@handles(DELIVERY_UPDATED)
 async def on_delivery(session: AsyncSession, event: Event) -> None:
     """Event handler: a receipt, bounce or failure of a campaign message counts, however late it arrives."""
     if event.type != DELIVERY_UPDATED or event.message_id is None:

@@ -27,6 +27,21 @@ class Event:
 
 
 EventHandler = Callable[[AsyncSession, Event], Awaitable[None]]
+_TYPES_ATTR = "hub_event_types"
+
+
+def handles(*types: str) -> Callable[[EventHandler], EventHandler]:
+    """Declare the only event types a handler acts on, so bulk publishers can skip it for others."""
+    def declare(handler: EventHandler) -> EventHandler:
+        setattr(handler, _TYPES_ATTR, frozenset(types))
+        return handler
+    return declare
+
+
+def accepts(handler: EventHandler, event_type: str) -> bool:
+    """Whether the handler may act on this type (handlers that declare nothing take every type)."""
+    types: frozenset[str] | None = getattr(handler, _TYPES_ATTR, None)
+    return types is None or event_type in types
 
 MESSAGE_RECEIVED = "message.received"
 MESSAGE_SENT = "message.sent"

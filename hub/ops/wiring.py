@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from hub import runtime as hub_runtime
 from hub.core.envelopes import Outbound, SendResult
-from hub.core.events import MESSAGE_RECEIVED, Event
+from hub.core.events import MESSAGE_RECEIVED, Event, handles
 from hub.core.jobs import Handler, JobContext, Sender
 from hub.ops import metrics
 from hub.ops.context import STARTED_AT, TRACE_KEY, current_trace_id, traced
@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 _INGESTED = "hub.ops.ingested"  # session.info key: [(channel, started_at)] waiting for the commit
 
 
+@handles(MESSAGE_RECEIVED)
 async def count_ingest(session: AsyncSession, event: Event) -> None:
     """Remember a stored inbound message; `_committed` counts it once the transaction commits."""
     if event.type != MESSAGE_RECEIVED:

@@ -7,7 +7,7 @@ from hub.routing.conditions import FIELDS, FieldSpec, FieldType
 EVENT_TYPES = (
     "message.received", "conversation.created", "conversation.status_changed", "complaint.opened",
     "complaint.resolved", "intervention.overdue", "call.missed", "case.state_changed", "survey.answered",
-    "sla.breached",
+    "sla.breached", "customer.stage_changed",
 )
 
 RULE_FIELDS = FIELDS.extended([

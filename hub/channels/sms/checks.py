@@ -15,7 +15,7 @@ from sqlmodel import col, select
 from hub.channels.sms.segments import SmsBodyError, check_body
 from hub.channels.sms.whatsapp import WINDOW_CLOSED, window_open
 from hub.core.envelopes import Channel
-from hub.core.events import MESSAGE_SENT, Event
+from hub.core.events import MESSAGE_SENT, Event, handles
 from hub.core.replies import ReplyError
 from hub.store.models import Message
 from hub.store.types import utcnow
@@ -33,6 +33,7 @@ async def _last_whatsapp_inbound(session: AsyncSession, customer_id: int) -> dat
     return found.scalar_one_or_none()
 
 
+@handles(MESSAGE_SENT)
 async def check_reply(session: AsyncSession, event: Event) -> None:
     """Refuse an agent's SMS/WhatsApp reply Twilio or WhatsApp would refuse; store its segment count."""
     if event.type != MESSAGE_SENT or event.message_id is None or "agent_id" not in event.data:

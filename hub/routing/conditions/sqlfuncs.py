@@ -104,10 +104,10 @@ def _has_any_sqlite(element: json_list_has_any, compiler: SQLCompiler, **kw: Any
 
 @compiles(json_list_has_any, "postgresql")
 def _has_any_pg(element: json_list_has_any, compiler: SQLCompiler, **kw: Any) -> str:
-    # Containment (@>) is what a GIN index on the tags column serves.
+    # `?|` (any of these strings is an element) is served by a GIN index on the column like `@>`, and
+    # its ARRAY of literals folds to one constant, where jsonb_build_array ran again on every row.
     column, *tags = _args(element, compiler, **kw)
-    tests = [f"CAST({column} AS JSONB) @> jsonb_build_array(CAST({tag} AS TEXT))" for tag in tags]
-    return f"({' OR '.join(tests)})"
+    return f"(CAST({column} AS JSONB) ?| ARRAY[{', '.join(f'CAST({tag} AS TEXT)' for tag in tags)}])"
 
 
 # --- the SQLite side -----------------------------------------------------------------------
