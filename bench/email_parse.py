@@ -95,7 +95,7 @@ def main() -> None:
     print(f"corpus: {len(base)} {source} messages, repeated to {len(messages)}; parse() refused {refused}")
     print(f"stdlib message_from_bytes+get_body: {floor:,.0f} msg/s")
     print(f"hub parse():                        {ours:,.0f} msg/s")
-    print(f"ratio parse()/floor: {ours / floor:.2f} (floor is {floor / ours:.1f}x faster)")
+    print(f"ratio parse()/floor: {ours / floor:.2f}")
 
 
 if __name__ == "__main__":

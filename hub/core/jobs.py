@@ -73,6 +73,8 @@ class JobContext:
     batch_kinds: set[str] = field(default_factory=set)  # kinds whose items all run in batches
     # kind -> the payload "channel" values whose items run in batches (the channel registers itself).
     batch_channels: dict[str, set[str]] = field(default_factory=dict)
+    # Outcomes are recorded once per batch: a worker killed mid-batch leaves up to this many rows
+    # running, revived after stuck_after and sent again if they had gone out (at-least-once).
     batch_size: int = 100
     batch_concurrency: int = 8  # handlers of one batch in flight at once (the SMTP pool queues the rest)
     # Items this process claimed ahead in a batch, by id, with the monotonic time of the claim: their
