@@ -132,7 +132,7 @@ async def sign_in(browser: Browser, url: str, who: str) -> Page:
     return page
 
 
-async def wait_for(predicate: Any, within: float = 10.0) -> None:
+async def wait_for(predicate: Any, within: float = 30.0) -> None:
     deadline = time.monotonic() + within
     while not await predicate():
         assert time.monotonic() < deadline, "condition not met in time"

@@ -100,18 +100,19 @@ async def test_server_killed_mid_fetch_and_restarted_stores_every_message_once(
     runtime: hub_runtime.Runtime, dovecot: Dovecot
 ) -> None:
     padding = "X-Padding: " + "p" * 900 + "\r\n"  # bigger FETCH responses, so the kill lands inside one
-    await dovecot.append(*(mail(n, extra=padding) for n in range(200)))
+    total = 600  # enough that the kill lands while batches are still being fetched, however fast ingest is
+    await dovecot.append(*(mail(n, extra=padding) for n in range(total)))
     config = mailbox(dovecot, batch=25)
     async with polling(runtime, config) as task:
-        await wait_until(lambda: _count_is(runtime, 30), 30, "the first batches")
+        await wait_until(lambda: _count_is(runtime, 1), 30, "the first batch")
         dovecot.kill9()
         partial = len(await stored(runtime))
         await asyncio.sleep(0.3)
         dovecot.start()
-        await wait_until(lambda: _count_is(runtime, 200), 30, "all 200 after the restart")
+        await wait_until(lambda: _count_is(runtime, total), 60, f"all {total} after the restart")
         assert not task.done()
     ids = await stored(runtime)
-    assert partial < 200 and len(ids) == 200 and len(set(ids)) == 200
+    assert partial < total and len(ids) == total and len(set(ids)) == total
 
 
 async def test_uidvalidity_change_resets_the_checkpoint_without_duplicates(
