@@ -16,6 +16,7 @@ import os
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 
 import aiosmtplib
@@ -23,14 +24,15 @@ import aiosmtplib
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import select, text  # noqa: E402
+from sqlalchemy import func, select, text  # noqa: E402
 from sqlmodel import col  # noqa: E402
 
-from hub.campaigns import materialise, render  # noqa: E402
+from hub.campaigns import materialise, render, scheduler  # noqa: E402
 from hub.campaigns.jobs import context  # noqa: E402
 from hub.channels.email.smtp import wire  # noqa: E402
 from hub.core.envelopes import Address, AddressKind, Channel, Outbound  # noqa: E402
 from hub.store.models import CampaignRecipient, Conversation, Message  # noqa: E402
+from hub.store.types import utcnow  # noqa: E402
 from tests.integration.campaigns import seed  # noqa: E402
 from tests.integration.campaigns.common import schedule_now, store, wait_completed  # noqa: E402
 from tests.integration.campaigns.harness import Sink, Worker, redis_server, worker_env  # noqa: E402
@@ -118,13 +120,13 @@ async def rendered(rt: object, campaign_id: int) -> list[Wire]:
     """Every message the campaign sent, rebuilt as the worker built it (headers, reply token), as wire bytes."""
     settings = rt.settings  # type: ignore[attr-defined]
     async with rt.factory() as session:  # type: ignore[attr-defined]
-        rows = await session.execute(
+        rows = await session.stream(
             select(Message, CampaignRecipient.id, Conversation.thread_token)
             .join(CampaignRecipient, col(CampaignRecipient.message_id) == col(Message.id))
             .join(Conversation, col(Conversation.id) == col(Message.conversation_id))
             .where(col(CampaignRecipient.campaign_id) == campaign_id).execution_options(yield_per=2000))
         out = []
-        for m, recipient_id, token in rows:
+        async for m, recipient_id, token in rows:
             links = render.Links(settings.secret_key, settings.public_url, settings.mail_domain, recipient_id)
             item = Outbound(channel=Channel.EMAIL, message_id=m.id or 0, sender=Address(AddressKind.EMAIL, m.sender),
                             recipient=Address(AddressKind.EMAIL, m.recipient), body_text=m.body_text, subject=m.subject,
@@ -134,91 +136,130 @@ async def rendered(rt: object, campaign_id: int) -> list[Wire]:
         return out
 
 
+async def sent_between(rt: object, campaign_id: int) -> tuple[datetime, datetime]:
+    """When the campaign's first and last messages were accepted (recorded right after the relay's 250)."""
+    async with rt.factory() as session:  # type: ignore[attr-defined]
+        found = await session.execute(select(func.min(CampaignRecipient.sent_at), func.max(CampaignRecipient.sent_at))
+                                      .where(col(CampaignRecipient.campaign_id) == campaign_id))
+        first, last = found.one()
+        return first, last
+
+
+async def run_campaign(rt: object, url: str, redis_url: str, n: int, tmp: Path) -> tuple[float, int]:
+    """Send the campaign with 2 workers to a sink process; prints its figures, returns (msg/s, campaign id)."""
+    campaign_id = await seed.campaign(rt.factory)  # type: ignore[attr-defined]
+    sink = Sink(tmp / "sink.jsonl")
+    try:
+        env = worker_env(url, redis_url, sink.port, tmp / "data", HUB_SMTP_POOL_SIZE=str(POOL),
+                         HUB_CAMPAIGN_LEASE_SECONDS="300", HUB_CAMPAIGN_STALE_SECONDS="120")
+        workers = [Worker(env, tmp / f"w{k}.log") for k in range(WORKERS)]
+        try:
+            await started(tmp, WORKERS)
+            idle = [cpu_seconds(w.pid) for w in workers]
+            start, scheduled = time.perf_counter(), utcnow()
+            await schedule_now(rt, campaign_id)  # type: ignore[arg-type]
+            final = await wait_completed(rt, campaign_id, within=3600)  # type: ignore[arg-type]
+            end_to_end = time.perf_counter() - start
+            first, last = await sent_between(rt, campaign_id)
+            took = (last - scheduled).total_seconds()
+            rss = [round(peak_rss_mb(w.pid), 1) for w in workers]
+            cpu = [round(cpu_seconds(w.pid) - before, 1) for w, before in zip(workers, idle, strict=True)]
+            sink_cpu, db_cpu = cpu_seconds(sink.proc.pid), await postgres_cpu(rt)
+            jobs = [log_text(tmp / f"w{k}.log").count("\\u2190 campaign:") for k in range(WORKERS)]
+        finally:
+            for w in workers:
+                w.stop()
+    finally:
+        sink.stop()
+    print(f"campaign: {final}, last one sent {took:.1f}s after scheduling = {n / took:.0f} msg/s "
+          f"(first one after {(first - scheduled).total_seconds():.1f}s; {end_to_end:.1f}s until seen completed); "
+          f"worker peak RSS {rss} MB; load {load()}")
+    print(f"  CPU s during the campaign: workers {cpu} ({1000 * sum(cpu) / n:.2f} ms/msg), "
+          f"sink {sink_cpu:.1f}, PostgreSQL backends {db_cpu:.1f}; batch jobs run per worker {jobs}")
+    return n / took, campaign_id
+
+
+async def run_raw(messages: list[Wire], tmp: Path) -> float:
+    """The floor: the same messages with aiosmtplib alone to a fresh sink process; prints and returns msg/s."""
+    sink = Sink(tmp / "raw.jsonl")
+    try:
+        own = time.process_time()
+        took = await raw_send(sink.port, messages, WORKERS * POOL)
+        own = time.process_time() - own
+        sink_cpu = cpu_seconds(sink.proc.pid)
+    finally:
+        sink.stop()
+    print(f"raw aiosmtplib: {len(messages)} in {took:.1f}s = {len(messages) / took:.0f} msg/s "
+          f"({WORKERS * POOL} connections); CPU s: client {own:.1f}, sink {sink_cpu:.1f}; load {load()}")
+    return len(messages) / took
+
+
 async def send_bench(n: int, tmp: Path) -> None:
     async with postgres_database() as url:
         with redis_server() as redis:
-            sink = Sink(tmp / "sink.jsonl")
             async with store(url, tmp) as rt:
                 t0 = time.perf_counter()
                 await seed.customers(rt.factory, n, chunk=5000)
                 print(f"seeded {n} customers in {time.perf_counter() - t0:.1f}s; load {load()}")
-                campaign_id = await seed.campaign(rt.factory)
-                env = worker_env(url, redis.url, sink.port, tmp / "data", HUB_SMTP_POOL_SIZE=str(POOL),
-                                 HUB_CAMPAIGN_LEASE_SECONDS="300", HUB_CAMPAIGN_STALE_SECONDS="120")
-                workers = [Worker(env, tmp / f"w{k}.log") for k in range(WORKERS)]
-                try:
-                    await started(tmp, WORKERS)
-                    idle = [cpu_seconds(w.pid) for w in workers]
-                    start = time.perf_counter()
-                    await schedule_now(rt, campaign_id)
-                    final = await wait_completed(rt, campaign_id, within=3600)
-                    took = time.perf_counter() - start
-                    rss = [round(peak_rss_mb(w.pid), 1) for w in workers]
-                    cpu = [round(cpu_seconds(w.pid) - before, 1) for w, before in zip(workers, idle, strict=True)]
-                    sink_cpu = cpu_seconds(sink.proc.pid)
-                    db_cpu = await postgres_cpu(rt)
-                    jobs = [log_text(tmp / f"w{k}.log").count("\\u2190 campaign:") for k in range(WORKERS)]
-                finally:
-                    for w in workers:
-                        w.stop()
-                rate = n / took
-                print(f"campaign: {final} in {took:.1f}s = {rate:.0f} msg/s; worker peak RSS {rss} MB; load {load()}")
-                print(f"  CPU s during the campaign: workers {cpu} ({1000 * sum(cpu) / n:.2f} ms/msg), "
-                      f"sink {sink_cpu:.1f}, PostgreSQL backends {db_cpu:.1f}; batch jobs run per worker {jobs}")
+                rate, campaign_id = await run_campaign(rt, url, redis.url, n, tmp)
                 messages = await rendered(rt, campaign_id)
-            sink.stop()
-            raw_sink = Sink(tmp / "raw.jsonl")
-            own = time.process_time()
-            raw_took = await raw_send(raw_sink.port, messages, WORKERS * POOL)
-            own = time.process_time() - own
-            raw_cpu = cpu_seconds(raw_sink.proc.pid)
-            raw_sink.stop()
-            raw_rate = len(messages) / raw_took
-            print(f"raw aiosmtplib: {len(messages)} in {raw_took:.1f}s = {raw_rate:.0f} msg/s "
-                  f"({WORKERS * POOL} connections); CPU s: client {own:.1f}, sink {raw_cpu:.1f}; load {load()}")
+            raw_rate = await run_raw(messages, tmp)
             print(f"ratio campaign/raw = {rate / raw_rate:.2f} (target >= 0.8)")
 
 
+class Discard:
+    """A BatchQueue that drops the batches: only materialisation is measured."""
+
+    async def enqueue(self, campaign_id: int, ids: object, *, tag: str, at: object = None) -> bool:
+        return True
+
+    async def busy(self, campaign_id: int) -> bool:
+        return True
+
+
+async def materialise_only(url: str, campaign_id: int, tmp: Path) -> None:
+    """In a fresh process: walk the campaign's segment into recipient rows; print time and peak RSS."""
+    async with store(url, tmp) as rt:
+        before = peak_rss_mb(os.getpid())
+        t0, cpu0 = time.perf_counter(), time.process_time()
+        made = await materialise.materialise(rt.factory, Discard(), campaign_id, batch_size=1000, lease_seconds=600)
+        print(f"materialised {made} recipients in {time.perf_counter() - t0:.1f}s "
+              f"(CPU {time.process_time() - cpu0:.1f}s); peak RSS of the materialising process "
+              f"{peak_rss_mb(os.getpid()):.0f} MB (after start-up: {before:.0f} MB); load {load()}")
+
+
 async def materialise_bench(n: int, tmp: Path) -> None:
-    async with postgres_database() as url, store(url, tmp) as rt:
-        t0 = time.perf_counter()
-        await seed.customers(rt.factory, n, chunk=5000)
-        print(f"seeded {n} customers in {time.perf_counter() - t0:.1f}s")
-        campaign_id = await seed.campaign(rt.factory)
-        await schedule_now(rt, campaign_id)
-        from hub.campaigns import scheduler
-
-        sc = context(rt)
-        await scheduler.start_due(sc, __import__("hub.store.types", fromlist=["utcnow"]).utcnow())
-
-        class Discard:
-            async def enqueue(self, *args: object, **kw: object) -> bool:
-                return True
-
-            async def busy(self, campaign_id: int) -> bool:
-                return True
-
-        import resource
-
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        t0 = time.perf_counter()
-        made = await materialise.materialise(rt.factory, Discard(), campaign_id, batch_size=1000,  # type: ignore[arg-type]
-                                             lease_seconds=600)
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(f"materialised {made} recipients in {time.perf_counter() - t0:.1f}s; "
-              f"peak RSS of this process {peak:.0f} MB (before materialising: {before:.0f} MB)")
+    async with postgres_database() as url:
+        async with store(url, tmp) as rt:
+            t0 = time.perf_counter()
+            await seed.customers(rt.factory, n, chunk=5000)
+            print(f"seeded {n} customers in {time.perf_counter() - t0:.1f}s; load {load()}")
+            campaign_id = await seed.campaign(rt.factory)
+            await schedule_now(rt, campaign_id)
+            await scheduler.start_due(context(rt), utcnow())
+        child = await asyncio.create_subprocess_exec(sys.executable, __file__, "--materialise-only", url,
+                                                     str(campaign_id), str(tmp))
+        await child.wait()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recipients", type=int, default=100_000)
     parser.add_argument("--materialise", type=int, default=0, help="also materialise this many (RSS check)")
+    parser.add_argument("--keep", type=Path, help="keep worker logs and sink records in this directory")
+    parser.add_argument("--materialise-only", nargs=3, metavar=("URL", "CAMPAIGN", "DIR"), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
+    if args.materialise_only:
+        url, campaign_id, where = args.materialise_only
+        asyncio.run(materialise_only(url, int(campaign_id), Path(where)))
+        return
+    with tempfile.TemporaryDirectory() as scratch:
+        tmp = args.keep or Path(scratch)
+        tmp.mkdir(parents=True, exist_ok=True)
         if args.recipients:
-            asyncio.run(send_bench(args.recipients, Path(tmp)))
+            asyncio.run(send_bench(args.recipients, tmp))
         if args.materialise:
-            asyncio.run(materialise_bench(args.materialise, Path(tmp) / "m"))
+            asyncio.run(materialise_bench(args.materialise, tmp / "m"))
 
 
 if __name__ == "__main__":

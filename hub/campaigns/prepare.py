@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from jinja2 import TemplateError
-from sqlalchemy import bindparam, exists, func, or_, select, update
+from sqlalchemy import and_, bindparam, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.campaigns import consent, render
@@ -134,18 +134,32 @@ async def load_plan(session: AsyncSession, campaign: Campaign, settings: Setting
     own = sources.get(campaign.template_name) or []
     purpose = "transactional" if own and own[0].purpose == "transactional" else "marketing"
     every = [s for variants in sources.values() for s in variants]
+    try:
+        needs_case = any("case" in needs(s) for s in every)
+    except TemplateError:  # edited since it was validated: each row reports the error when rendered
+        needs_case = True
     return SendPlan(campaign.id, campaign.name, campaign.channel, config, names, sources, purpose,
-                    _sender(campaign.channel, config, settings), any("case" in needs(s) for s in every))
+                    _sender(campaign.channel, config, settings), needs_case)
 
 
-async def _claim(session: AsyncSession, campaign_id: int, ids: Sequence[int], now: datetime,
+async def _claim(session: AsyncSession, campaign_id: int, ids: Sequence[int] | None, limit: int, now: datetime,
                  worker: str) -> list[_Row]:
-    """Take the rows still queued and due, only while the campaign runs (pause and cancel stop it here)."""
+    """Take the rows still queued and due, only while the campaign runs (pause and cancel stop it here).
+
+    `ids` None: the campaign's next due rows from the top of the id range (where batch jobs, which
+    walk up from the bottom of theirs, arrive last), skipping rows another claim holds locked.
+    """
+    due = and_(_recipient.campaign_id == campaign_id, _recipient.status == "queued",
+               or_(_recipient.send_after.is_(None), _recipient.send_after <= now))
+    if ids is None:
+        pick = (select(_recipient.id).where(due).order_by(_recipient.id.desc()).limit(limit)
+                .with_for_update(skip_locked=True))
+        chosen = _recipient.id.in_(pick.scalar_subquery())
+    else:
+        chosen = _recipient.id.in_(list(ids))
     running = exists().where(_campaign.id == campaign_id, _campaign.status == "running")
     rows = await session.execute(
-        update(table(CampaignRecipient))
-        .where(_recipient.id.in_(list(ids)), _recipient.campaign_id == campaign_id, _recipient.status == "queued",
-               or_(_recipient.send_after.is_(None), _recipient.send_after <= now), running)
+        update(table(CampaignRecipient)).where(chosen, due, running)
         .values(status="sending", claimed_at=now, worker=worker, attempts=_recipient.attempts + 1)
         .returning(_recipient.id, _recipient.customer_id, _recipient.channel, _recipient.address, _recipient.variant,
                    _recipient.attempts, _recipient.message_id)
@@ -319,12 +333,13 @@ async def _drop(session: AsyncSession, plan: SendPlan, refused: dict[int, str], 
                                    for rid, why in problems.items()])
 
 
-async def claim_and_prepare(factory: SessionFactory, settings: Settings, plan: SendPlan, ids: Sequence[int],
+async def claim_and_prepare(factory: SessionFactory, settings: Settings, plan: SendPlan, ids: Sequence[int] | None,
                             now: datetime, worker: str) -> Prepared | None:
-    """Claim, check and render the due rows among `ids` and write their messages; None once not running."""
+    """Claim, check and render the due rows among `ids` (None: the next chunk's worth) and write their
+    messages; None once the campaign is not running."""
     out = Prepared(plan.campaign_id)
     async with factory() as session, session.begin():
-        rows = await _claim(session, plan.campaign_id, ids, now, worker)
+        rows = await _claim(session, plan.campaign_id, ids, settings.campaign_chunk_size, now, worker)
         if not rows:
             return out if await is_running(session, plan.campaign_id) else None
         out.claimed = len(rows)

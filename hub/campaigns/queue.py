@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 SEND_JOB = "campaign_send_batch"
 TICK_JOB = "campaign_tick"
+BUSY_PAGE = 500  # queued job ids read per round trip when looking for a waiting batch
 
 
 def batch_job_id(campaign_id: int, ids: Sequence[int], tag: str) -> str:
@@ -60,13 +61,15 @@ class ArqBatchQueue:
     async def busy(self, campaign_id: int) -> bool:
         prefix = f"campaign:{campaign_id}:"
         now_ms = int(utcnow().timestamp() * 1000)
-        due = await self.pool.zrangebyscore(default_queue_name, "-inf", now_ms)
         # Running jobs stay in arq's queue but do not count: one held by a killed worker would block
         # recovery until its arq timeout; rows a live job has not reached are enqueued twice (claims dedupe).
-        for job in due:
-            job_id = job.decode()
-            if job_id.startswith(prefix) and not await self.pool.exists(in_progress_key_prefix + job_id):
+        # Read a page at a time: a big campaign has thousands of batches queued.
+        start = 0
+        while due := await self.pool.zrangebyscore(default_queue_name, "-inf", now_ms, start=start, num=BUSY_PAGE):
+            ours = [in_progress_key_prefix + job.decode() for job in due if job.decode().startswith(prefix)]
+            if ours and int(await self.pool.exists(*ours)) < len(ours):
                 return True
+            start += len(due)
         return False
 
 

@@ -139,8 +139,8 @@ async def _write(session: AsyncSession, campaign_id: int, sends: Sequence[Sent],
         rows.append(_row(s, outcome, detail or current, now, due, bind))
         done.sent += s.result.ok
         if outcome.message is not None:
-            messages.append((s.outbound.message_id, outcome.message.value, (s.result.detail or None) and
-                             s.result.detail[:2000], s.result.provider_id or None))
+            messages.append((s.outbound.message_id, outcome.message.value, s.result.detail[:2000] or None,
+                             s.result.provider_id or None))
         if outcome.own_failure:
             done.failed += 1
             events.append((campaign_id, s.recipient_id, s.outbound.meta.get("variant"), "failed", rows[-1][2],

@@ -83,7 +83,7 @@ async def sweep(sc: SendContext, campaign_id: int, now: datetime, limit: int = 2
     except (RedisError, OSError):
         return 0  # Redis is away; sweep once it is back
     ids = await sending.due_rows(sc.factory, campaign_id, sc.settings.campaign_stale_seconds, now, limit)
-    size = sc.settings.campaign_batch_size
+    size = sending.job_size(sc.settings)
     for start in range(0, len(ids), size):
         chunk = ids[start:start + size]
         if await sc.queue.enqueue(campaign_id, chunk, tag=f"s{int(now.timestamp()) // 60}"):
@@ -128,7 +128,8 @@ async def tick(sc: SendContext, now: datetime | None = None) -> dict[str, Any]:
     for campaign_id in await materialise.pending_campaigns(sc.factory):
         report[f"materialised:{campaign_id}"] = await materialise.materialise(
             sc.factory, sc.queue, campaign_id, batch_size=sc.settings.campaign_batch_size,
-            lease_seconds=max(30.0, sc.settings.campaign_lease_seconds), now=now)
+            lease_seconds=max(30.0, sc.settings.campaign_lease_seconds), now=now,
+            job_size=sending.job_size(sc.settings))
     for campaign in await _running(sc):
         assert campaign.id is not None
         report[f"swept:{campaign.id}"] = await sweep(sc, campaign.id, now)

@@ -4,15 +4,15 @@ arq is at-least-once and workers die, so: the claim is a conditional UPDATE that
 the campaign to be running (two workers never hold the same row; pause and cancel act at the
 next chunk on every worker), consent/suppression/frequency are checked in the claim's
 transaction, and a row stays `sending` only while a send is in flight; the scheduler re-queues
-rows of a lost worker. A job that has run for `job_seconds` hands the rest of its rows back to
-the queue, so no worker hoards batches while another one idles and no job nears arq's timeout.
+rows of a lost worker. With several workers, a batch job that is done
+with its rows pulls more of the campaign's due rows into its process's spare slots, so an idle
+worker helps one that was handed more batches than it can run.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import os
 import socket
 import time
@@ -41,10 +41,12 @@ from hub.store.types import utcnow
 log = logging.getLogger(__name__)
 
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
-HANDED_BACK = "c"  # job id tag of the rows a job hands back to the queue
-# With a shared queue: a few seconds, so a worker that took more batches than it can run gives
-# them back to idle workers soon, and no job comes near arq's timeout.
-JOB_SECONDS = 5.0
+PULL_SECONDS = 30.0  # how long a batch job keeps pulling more rows (far inside arq's job timeout)
+
+
+def job_size(settings: Settings) -> int:
+    """Rows per batch job: a couple of chunks, so the batches of a campaign spread over the workers."""
+    return 2 * settings.campaign_chunk_size
 
 
 @dataclass
@@ -60,8 +62,10 @@ class SendContext:
     # Rows are claimed only when this process can send them soon: a claimed row waiting for a
     # connection would outlive its lease and widen the duplicate window after a crash.
     slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(3))
-    # How long one job sends before handing its remaining rows back to the queue (inf: never).
-    job_seconds: float = math.inf
+    # The queue is shared with other workers (arq): batch jobs pull more rows into spare slots.
+    share: bool = False
+    active: int = 0  # chunks of this process being claimed, sent or recorded
+    waiting: int = 0  # batches of this process waiting for a slot
 
 
 @dataclass
@@ -73,12 +77,11 @@ class Tally:
     retried: int = 0
     skipped: int = 0
     claimed: int = 0
-    handed_back: int = 0
     stopped: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {"sent": self.sent, "failed": self.failed, "retried": self.retried, "skipped": self.skipped,
-                "claimed": self.claimed, "handed_back": self.handed_back, "stopped": self.stopped}
+                "claimed": self.claimed, "stopped": self.stopped}
 
 
 async def _send_one(sc: SendContext, item: Outbound, rate: float | None) -> SendResult:
@@ -152,7 +155,8 @@ async def _send_all(sc: SendContext, plan: SendPlan, items: list[Item], tally: T
                              for item, result in zip(items, results, strict=True)], tally)
 
 
-async def _one_chunk(sc: SendContext, plan: SendPlan, chunk: Sequence[int], tally: Tally, now: datetime) -> bool:
+async def _one_chunk(sc: SendContext, plan: SendPlan, chunk: Sequence[int] | None, tally: Tally,
+                     now: datetime) -> bool:
     """Claim, send and record one chunk; False once the campaign is no longer running."""
     prepared = await claim_and_prepare(sc.factory, sc.settings, plan, chunk, now, sc.worker)
     if prepared is None:
@@ -174,52 +178,74 @@ async def _plan(sc: SendContext, campaign_id: int) -> tuple[SendPlan | None, str
         return await load_plan(session, campaign, sc.settings), lifecycle.RUNNING
 
 
-async def _hand_back(sc: SendContext, campaign_id: int, rest: Sequence[int]) -> bool:
-    """Queue the rows this job has not reached as a job of their own (any worker may take it)."""
-    return await sc.queue.enqueue(campaign_id, list(rest), tag=HANDED_BACK)
-
-
-async def _slot(sc: SendContext, deadline: float) -> bool:
-    """Take a sending slot of this process before the deadline; False: hand the rows to another worker."""
-    if not sc.slots.locked() or deadline == math.inf:
-        await sc.slots.acquire()
-        return True
+async def _chunk_in_slot(sc: SendContext, plan: SendPlan, ids: Sequence[int] | None, tally: Tally,
+                         now: datetime | None) -> bool:
+    """One chunk in a slot this process already holds; False once the campaign is not running."""
+    sc.active += 1
     try:
-        await asyncio.wait_for(sc.slots.acquire(), max(0.01, deadline - time.monotonic()))
-    except TimeoutError:
-        return False
-    return True
+        return await _one_chunk(sc, plan, ids, tally, now or utcnow())
+    finally:
+        sc.active -= 1
+        sc.slots.release()
+
+
+async def _slot(sc: SendContext) -> None:
+    sc.waiting += 1
+    try:
+        await sc.slots.acquire()
+    finally:
+        sc.waiting -= 1
+
+
+def _spare(sc: SendContext) -> int:
+    """Slots no batch of this process is using or waiting for."""
+    if sc.waiting:
+        return 0
+    return max(0, sc.settings.campaign_parallel_chunks - sc.active)
+
+
+async def _pull(sc: SendContext, plan: SendPlan, tally: Tally, until: float) -> None:
+    """Fill this process's spare slots with the campaign's next due rows, whoever's batch they are in.
+
+    arq hands batches to whichever worker polls first, so one worker can hold many while another
+    idles; pulling from the table keeps every worker busy, and the conditional claim keeps each
+    row to one of them (the batch holding it later finds it taken and moves on).
+    """
+    async def lane() -> None:
+        while time.monotonic() < until and not sc.waiting and not sc.slots.locked():
+            await sc.slots.acquire()
+            before = tally.claimed
+            if not await _chunk_in_slot(sc, plan, None, tally, None) or tally.claimed == before:
+                return
+            if await _maybe_pause(sc, plan.campaign_id, plan.config, tally):
+                return
+
+    await asyncio.gather(*(lane() for _ in range(_spare(sc))))
 
 
 async def send_batch(sc: SendContext, campaign_id: int, ids: Sequence[int], *, now: datetime | None = None) -> Tally:
     """Send the rows of one batch job, chunk by chunk; every claim checks the campaign still runs.
 
-    After `job_seconds` (running, or waiting for a slot while this worker is busy with other
-    batches) the rows not reached yet go back to the queue as a job of their own.
+    With a queue shared by several workers the job then pulls more due rows of the campaign
+    while this process has slots nobody waits for (see _pull), for up to PULL_SECONDS.
     """
     tally = Tally()
+    started = time.monotonic()
     plan, status = await _plan(sc, campaign_id)
     if plan is None:
         tally.stopped = status
         return tally
     size = sc.settings.campaign_chunk_size
-    deadline = time.monotonic() + sc.job_seconds
     for start in range(0, len(ids), size):
-        if (start and time.monotonic() > deadline) or not await _slot(sc, deadline):
-            if await _hand_back(sc, campaign_id, ids[start:]):
-                tally.handed_back = len(ids) - start
-                break
-            await _slot(sc, math.inf)  # the queue is away: send them here
-        try:
-            running = await _one_chunk(sc, plan, ids[start:start + size], tally, now or utcnow())
-        finally:
-            sc.slots.release()
-        if not running:
+        await _slot(sc)
+        if not await _chunk_in_slot(sc, plan, ids[start:start + size], tally, now):
             tally.stopped = "not running"
-            break
+            return tally
         if await _maybe_pause(sc, campaign_id, plan.config, tally):
             tally.stopped = "auto-paused"
-            break
+            return tally
+    if sc.share:
+        await _pull(sc, plan, tally, started + PULL_SECONDS)
     return tally
 
 

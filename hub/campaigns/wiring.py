@@ -9,7 +9,7 @@ from hub import runtime as hub_runtime
 from hub.campaigns import mailto, tracking
 from hub.campaigns.jobs import CONTEXT_KEY, embedded_loop
 from hub.campaigns.queue import ArqBatchQueue, BatchQueue, LocalBatchQueue
-from hub.campaigns.sending import JOB_SECONDS, SendContext, send_batch
+from hub.campaigns.sending import SendContext, send_batch
 from hub.campaigns.throttle import Bucket, LocalBucket, RedisBucket, Throttle
 from hub.core.jobs import JobContext, Sender
 
@@ -45,7 +45,7 @@ def wire_campaigns(runtime: hub_runtime.Runtime) -> None:
                      settings=settings, slots=asyncio.Semaphore(settings.campaign_parallel_chunks))
     if runtime.redis is not None:
         queue = ArqBatchQueue(runtime.redis)
-        sc.job_seconds = JOB_SECONDS  # shared queue: hand rows back so every worker gets a share
+        sc.share = True  # several workers: batch jobs pull more rows into spare slots
     else:
         queue = LocalBatchQueue(lambda campaign_id, ids: send_batch(sc, campaign_id, ids))
     sc.queue = queue

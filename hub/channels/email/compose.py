@@ -18,8 +18,9 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from email import policy, quoprimime
 from email.headerregistry import Address as HeaderAddress
-from email.headerregistry import HeaderRegistry
+from email.headerregistry import BaseHeader, HeaderRegistry, UnstructuredHeader
 from email.message import EmailMessage
+from email.policy import Policy
 from email.utils import format_datetime, make_msgid
 
 from hub.core.envelopes import Address, AttachmentRef, Outbound
@@ -33,6 +34,54 @@ _RESERVED = frozenset(
 _REPLY_PREFIX = re.compile(
     r"^\s*(?:re|r|fwd?|i|aw|wg|sv|tr|rif|vs|antw)\s*(?:\[\d+\]|\(\d+\))?\s*:\s*", re.IGNORECASE
 )
+
+
+_PRINTABLE = re.compile(r"[ -~]+")  # printable ASCII and space: nothing to encode
+_MAX_LINE = 78
+_HARD_LINE = 998  # RFC 5322 section 2.1.1
+
+
+def _is_plain(value: str) -> bool:
+    """Printable ASCII that no decoder would take for an encoded word."""
+    return _PRINTABLE.fullmatch(value) is not None and "=?" not in value
+
+
+def fold_plain(name: str, value: str, linesep: str = "\r\n") -> str | None:
+    """`name: value` folded at spaces only, or None when the value is not plain ASCII.
+
+    The stdlib turns a plain value holding a word longer than a line (a URL, a long Message-ID)
+    into RFC 2047 encoded words, which List-Unsubscribe and References readers do not decode;
+    RFC 5322 lets such a line run to 998 characters instead.
+    """
+    if not _is_plain(value):
+        return None
+    words = value.split(" ")
+    lines, line = [], f"{name}: {words[0]}"
+    for word in words[1:]:
+        if word and len(line) + 1 + len(word) > _MAX_LINE:
+            lines.append(line)
+            line = " " + word
+        else:
+            line += " " + word
+    lines.append(line)
+    if any(len(folded) > _HARD_LINE for folded in lines):
+        return None
+    return linesep.join(lines) + linesep
+
+
+class _PlainFoldingHeader(BaseHeader):
+    """Header base whose unstructured headers with plain ASCII values fold at spaces (see fold_plain)."""
+
+    def fold(self, *, policy: Policy) -> str:
+        if isinstance(self, UnstructuredHeader):
+            folded = fold_plain(self.name, str(self), policy.linesep)
+            if folded is not None:
+                return folded
+        return str(super().fold(policy=policy))
+
+
+_REGISTRY = HeaderRegistry(base_class=_PlainFoldingHeader)
+MESSAGE_POLICY = policy.default.clone(header_factory=_REGISTRY)  # what build_message's messages use
 
 
 class HeaderInjectionError(ValueError):
@@ -135,7 +184,7 @@ def build_message(
     references: Sequence[str],
 ) -> EmailMessage:
     """The message to hand to SMTP for one Outbound; HeaderInjectionError on CR/LF/NUL values."""
-    msg = EmailMessage()
+    msg = EmailMessage(policy=MESSAGE_POLICY)
     _set_identity_headers(msg, out, domain)
     _set_thread_headers(msg, in_reply_to, references)
     reply_to = _reply_to(out, domain, reply_token)
@@ -155,9 +204,7 @@ def build_message(
 
 # --- the wire bytes of plain and alternative mail, without EmailMessage -------------------------
 
-_WIRE = policy.SMTP  # CRLF line ends, 78-character lines: what aiosmtplib flattens with
-_MAX_LINE = 78
-_PRINTABLE = re.compile(r"[ -~]+")  # printable ASCII and space: nothing to encode
+_WIRE = policy.SMTP.clone(header_factory=_REGISTRY)  # CRLF line ends, 78-character lines, as aiosmtplib
 _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _SIMPLE_ADDR = re.compile(rf"{_ATOM}(?:\.{_ATOM})*@{_ATOM}(?:\.{_ATOM})*")
 _SPECIALS = frozenset('()<>@,:;."[]\\')  # RFC 5322 specials: a display name with one is quoted
@@ -174,11 +221,6 @@ def _fold(name: str, value: object) -> str:
     return str(_WIRE.header_store_parse(name, value)[1].fold(policy=_WIRE))
 
 
-def _is_plain(value: str) -> bool:
-    """Printable ASCII that no decoder would take for an encoded word."""
-    return _PRINTABLE.fullmatch(value) is not None and "=?" not in value
-
-
 # Cached: folding a non-ASCII value takes the header parser ~0.5 ms, and the same sender names
 # and subjects ("Re: ..." of one conversation, a campaign's) come back mail after mail.
 @functools.lru_cache(maxsize=4096)
@@ -186,7 +228,7 @@ def _text_line(name: str, value: str) -> str:
     """An unstructured header (Subject, In-Reply-To...)."""
     if len(name) + 2 + len(value) <= _MAX_LINE and _is_plain(value):
         return f"{name}: {value}\r\n"
-    return _fold(name, value)
+    return fold_plain(name, value) or _fold(name, value)
 
 
 def _msgid_line(name: str, value: str) -> str:

@@ -7,9 +7,11 @@ import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from aiosmtpd.controller import Controller
 from sqlalchemy import func, select
 from sqlmodel import col
 
@@ -17,8 +19,11 @@ from hub import runtime as hub_runtime
 from hub.campaigns import scheduler, service
 from hub.campaigns.jobs import context
 from hub.campaigns.queue import LocalBatchQueue
+from hub.campaigns.sending import SendContext
 from hub.settings import load_settings
 from hub.store.models import Campaign, CampaignRecipient
+from tests.integration.campaigns import seed
+from tests.support.services import free_port
 
 
 @asynccontextmanager
@@ -91,3 +96,42 @@ class HeldReplies:
             self.arrived.set()
             await asyncio.get_running_loop().run_in_executor(None, self.release.wait, 60)
         return "250 2.0.0 Message accepted for delivery"
+
+
+class KeptBatches:
+    """A BatchQueue that keeps the batches instead of running them (the test runs them itself)."""
+
+    def __init__(self) -> None:
+        self.ids: list[int] = []
+
+    async def enqueue(self, campaign_id: int, ids: list[int], *, tag: str, at: object = None) -> bool:
+        self.ids += ids
+        return True
+
+    async def busy(self, campaign_id: int) -> bool:
+        return True
+
+
+@asynccontextmanager
+async def held_campaign(database_url: str, tmp_path: Path, held: HeldReplies, recipients: int,
+                        **settings: Any) -> AsyncIterator[tuple[SendContext, int, KeptBatches]]:
+    """A running campaign of `recipients` whose batches are kept, sending to an SMTP server answering through `held`.
+
+    Yields (send context, campaign id, the kept batches); the scheduler has ticked once.
+    """
+    controller = Controller(held, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    config = load_settings(database_url=database_url, data_dir=tmp_path / "data", redis_url=None,
+                           mail_domain="hub.test", smtp_from="offers@hotel.test", smtp_host="127.0.0.1",
+                           smtp_port=controller.port, **settings)
+    try:
+        async with hub_runtime.running(config, workers=False) as rt:
+            await seed.customers(rt.factory, recipients)
+            campaign_id = await seed.campaign(rt.factory)
+            await schedule_now(rt, campaign_id)
+            sc, batches = context(rt), KeptBatches()
+            await scheduler.tick(replace(sc, queue=batches))
+            yield sc, campaign_id, batches
+    finally:
+        held.release.set()
+        controller.stop()

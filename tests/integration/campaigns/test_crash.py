@@ -35,12 +35,15 @@ async def test_kill_9_one_worker_then_restart(database_url: str, tmp_path: Path)
                 await wait_sent(rt, campaign_id, 300)
                 victim = workers[0]
                 victim.kill9()
-                accepted_at_kill = set(sink.counts())
                 async with rt.factory() as session:
                     in_flight = {str(a) for a in (await session.execute(
                         select(col(CampaignRecipient.address)).where(
                             col(CampaignRecipient.status) == "sending",
                             col(CampaignRecipient.worker) == f"{socket.gethostname()}:{victim.pid}"))).scalars()}
+                # The sink may still be finishing a DATA the killed worker sent (its 250 never read):
+                # such a message was accepted, so let the sink write it down before looking.
+                await asyncio.sleep(1.0)
+                accepted_at_kill = set(sink.counts())
                 workers[0] = Worker(env, tmp_path / "worker0-restarted.log")
                 final = await wait_completed(rt, campaign_id)
                 counts = sink.counts()

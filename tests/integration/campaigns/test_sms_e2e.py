@@ -22,7 +22,7 @@ from hub.app import create_app
 from hub.campaigns import stats
 from hub.store.models import CampaignRecipient, Consent
 from tests.integration.campaigns import seed
-from tests.integration.campaigns.common import schedule_now, store, wait_completed, wait_sent
+from tests.integration.campaigns.common import schedule_now, statuses, store, wait_completed, wait_sent
 from tests.integration.campaigns.harness import Worker, redis_server, worker_env
 from tests.support.services import free_port
 from tests.support.twilio_fake import FakeTwilio, sign, sms_form, sms_settings, twilio_env
@@ -54,6 +54,23 @@ async def wait_withdrawals(rt: hub_runtime.Runtime, count: int, within: float = 
     raise TimeoutError(f"fewer than {count} STOPs recorded")
 
 
+async def wait_claims_settled(rt: hub_runtime.Runtime, campaign_id: int, within: float = 60.0) -> None:
+    """Until the workers stop claiming rows: every sending slot holds a chunk waiting at the closed gate.
+
+    Idle workers pull due rows from the top of the id range, so before that a queued row may be
+    claimed at any moment.
+    """
+    deadline, last, since = time.monotonic() + within, -1, time.monotonic()
+    while time.monotonic() < deadline:
+        claimed = (await statuses(rt, campaign_id)).get("sending", 0)
+        if claimed != last:
+            last, since = claimed, time.monotonic()
+        elif time.monotonic() - since >= 1.5:
+            return
+        await asyncio.sleep(0.1)
+    raise TimeoutError("the workers kept claiming rows with the provider's answers held")
+
+
 async def last_queued(rt: hub_runtime.Runtime, campaign_id: int) -> CampaignRecipient:
     async with rt.factory() as session:
         found = await session.execute(select(CampaignRecipient).where(
@@ -74,6 +91,7 @@ async def stop_between_chunks(rt: hub_runtime.Runtime, client: Client, twilio: F
     """With sends held at the provider, a customer whose row is still queued texts STOP; returns its n."""
     await wait_sent(rt, campaign_id, CHUNK)
     twilio.gate.clear()
+    await wait_claims_settled(rt, campaign_id)
     row = await last_queued(rt, campaign_id)
     n = by_customer[row.customer_id]
     await text_stop(client, n)

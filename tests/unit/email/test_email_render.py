@@ -154,3 +154,23 @@ def test_what_render_does_not_write_is_left_to_build_message(kwargs: dict[str, o
     out = _out(**kwargs)
     assert render(out, domain="h.it", reply_token=None, in_reply_to=None, references=()) is None
     assert isinstance(wire(out, "h.it"), EmailMessage)
+
+
+_LONG_UNSUB = ("<mailto:unsubscribe+eyJhbGciOiJIUzI1NiJ9.eyJjIjoxMjM0NTY3ODkwfQ.abcdefghijklmnop@hub.localhost>, "
+               "<https://hub.example.org/u/eyJhbGciOiJIUzI1NiJ9.eyJjIjoxMjM0NTY3ODkwfQ.abcdefghijklmnopqrstuv>")
+
+
+@pytest.mark.parametrize("build", ["render", "build_message"])
+def test_long_plain_headers_fold_at_spaces_not_into_encoded_words(build: str) -> None:
+    out = _out(headers=(("List-Unsubscribe", _LONG_UNSUB),))
+    args: dict[str, object] = {"domain": "hotel.it", "reply_token": None, "in_reply_to": "z" * 100 + "@x.it",
+                               "references": ["a" * 90 + "@x.it", "b@x.it"]}
+    rendered = render(out, **args) if build == "render" else None  # type: ignore[arg-type]
+    raw = rendered[0] if rendered is not None else _old(out, args)
+    head = raw.split(b"\r\n\r\n", 1)[0]
+    assert b"=?" not in head
+    msg = email.message_from_bytes(raw, policy=policy.default)
+    assert msg["List-Unsubscribe"] == _LONG_UNSUB
+    assert msg["References"] == f"<{'a' * 90}@x.it> <b@x.it> <{'z' * 100}@x.it>"
+    unfolded = head.replace(b"\r\n ", b" ").decode()
+    assert f"List-Unsubscribe: {_LONG_UNSUB}\r\n" in unfolded + "\r\n"
