@@ -11,12 +11,15 @@ import asyncio
 import email
 import email.policy
 import json
+import re
 import signal
 import sys
 import threading
 from typing import Any
 
 from aiosmtpd.controller import Controller
+
+_UNSUBSCRIBE = re.compile(rb"^List-Unsubscribe:([^\r\n]*(?:\r\n[ \t][^\r\n]*)*)", re.MULTILINE | re.IGNORECASE)
 
 
 class Recorder:
@@ -30,9 +33,14 @@ class Recorder:
             await asyncio.sleep(self.delay)
         msg = email.message_from_bytes(envelope.original_content, policy=email.policy.default)
         body = msg.get_body(("plain",))
+        # The header as it came over the wire (unfolded, not decoded): mail providers read it raw.
+        head = envelope.original_content.split(b"\r\n\r\n", 1)[0]
+        found = _UNSUBSCRIBE.search(head)
+        raw = found and found.group(1).decode("ascii", "backslashreplace")
         line = json.dumps({"rcpt": envelope.rcpt_tos[0], "recipient": msg["X-Hub-Recipient"],
                            "subject": msg["Subject"], "text": body.get_content() if body else "",
-                           "unsubscribe": msg["List-Unsubscribe"], "post": msg["List-Unsubscribe-Post"]})
+                           "unsubscribe": msg["List-Unsubscribe"], "post": msg["List-Unsubscribe-Post"],
+                           "unsubscribe_raw": raw and " ".join(str(raw).split())})
         with self.lock:
             self.file.write(line + "\n")
         return "250 2.0.0 Message accepted for delivery"

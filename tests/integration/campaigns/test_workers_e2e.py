@@ -39,6 +39,7 @@ async def test_5000_recipients_exactly_once_with_one_click_unsubscribe(database_
                     n = int(re.search(r"guest(\d+)@", line["rcpt"]).group(1))  # type: ignore[union-attr]
                     assert f"Guest {n} " in line["text"] and f"room {100 + n % 50}" in line["text"]
                     assert line["post"] == "List-Unsubscribe=One-Click"
+                    assert line["unsubscribe_raw"] == line["unsubscribe"]  # plain ASCII, no encoded words
                 # One-click unsubscribe from the header of a received message, then a second campaign.
                 first = next(line for line in sink.lines() if line["rcpt"] == seed.address(7))
                 url = re.search(r"<(https://hub\.test[^>]+)>", first["unsubscribe"]).group(1)  # type: ignore[union-attr]
