@@ -3,8 +3,6 @@ live updates and collision notices in a second browser, and hostile HTML mail th
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from datetime import timedelta
@@ -30,6 +28,7 @@ from hub.store.models import Conversation, Customer, Identity, Message
 from hub.store.types import utcnow
 from tests.support.builders import call, email, sms
 from tests.support.services import free_port
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -132,13 +131,6 @@ async def sign_in(browser: Browser, url: str, who: str) -> Page:
     return page
 
 
-async def wait_for(predicate: Any, within: float = 30.0) -> None:
-    deadline = time.monotonic() + within
-    while not await predicate():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.1)
-
-
 async def conversation_row(rt: Runtime, conversation_id: int) -> Conversation:
     async with rt.factory() as session:
         row = await session.get(Conversation, conversation_id)
@@ -176,7 +168,7 @@ async def test_agents_work_a_conversation_together_live(served: Served) -> None:
         await marco.locator("#reply-body").fill("Gentile Giulia, il tecnico arriva alle 10.")
         await marco.locator("#send-reply").click()
         await expect(marco.locator("#timeline")).to_contain_text("il tecnico arriva alle 10")
-        await wait_for(lambda: _received(served.sink))
+        await wait_until(lambda: _received(served.sink), 30, "the reply at the SMTP sink")
         assert served.sink.envelopes[0].rcpt_tos == ["giulia@example.com"]
         assert b"il tecnico arriva alle 10" in served.sink.envelopes[0].content
 
@@ -188,10 +180,10 @@ async def test_agents_work_a_conversation_together_live(served: Served) -> None:
         await expect(marco.locator(".entry.note")).to_contain_text("@sara please check room 312")
         await marco.locator("select[name=agent_id]").select_option(label="Sara")
         await marco.locator("form.assign button").click()
-        await wait_for(lambda: _assigned_to(rt, cid, "sara@hotel.test"))
+        await wait_until(lambda: _assigned_to(rt, cid, "sara@hotel.test"), 30, "the assignment")
         await marco.locator("#note-body").blur()
         await marco.keyboard.press("e")
-        await wait_for(lambda: _status(rt, cid, "resolved"))
+        await wait_until(lambda: _status(rt, cid, "resolved"), 30, "the resolved status")
         await expect(marco.locator(".conv-head .status")).to_have_text("Resolved")
         await expect(sara.locator("#timeline")).to_contain_text("@sara please check room 312")  # live, no reload
 

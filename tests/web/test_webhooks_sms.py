@@ -16,7 +16,6 @@ from sqlmodel import col, select
 from twilio.request_validator import RequestValidator
 
 from hub.channels.sms.inbound import INGEST_JOB
-from hub.channels.sms.signature import public_url, signature_ok
 from hub.channels.sms.wiring import SENDER_KEY
 from hub.keys import RUNTIME
 from hub.runtime import Runtime, inprocess
@@ -33,6 +32,7 @@ from hub.store.models import (
     Suppression,
     Team,
 )
+from hub.web.twilio_signature import public_url, signature_ok
 from tests.conftest import make_agent
 from tests.support.twilio_fake import (
     HUB_NUMBER,

@@ -25,7 +25,6 @@ from sqlmodel import col, select
 from hub import runtime as hub_runtime
 from hub.channels.sms import consent
 from hub.channels.sms.parse import WebhookFormError, parse_inbound
-from hub.channels.sms.signature import form_fields
 from hub.core import outbox
 from hub.core.envelopes import Flag, Inbound
 from hub.core.ingest import RACE_RETRIES, IngestResult, Outcome, ingest
@@ -35,6 +34,7 @@ from hub.ops.context import TRACE_KEY, traced
 from hub.runtime import Runtime
 from hub.store.engine import SessionFactory
 from hub.store.models import Conversation, Inbox, Message, OutboxItem, RawInput, table
+from hub.web.twilio_signature import form_fields
 
 INGEST_JOB = "twilio_inbound"
 CHUNK = 10  # forms per ingest transaction: short enough for a webhook's commit to wait on

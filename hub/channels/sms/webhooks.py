@@ -10,7 +10,6 @@ from twilio.twiml.messaging_response import MessagingResponse
 
 from hub.channels.sms import consent
 from hub.channels.sms.parse import WebhookFormError, parse_inbound, parse_status
-from hub.channels.sms.signature import signed_form
 from hub.channels.sms.spool import Spool
 from hub.channels.sms.wiring import SPOOL_KEY
 from hub.core.delivery import apply_update
@@ -19,6 +18,7 @@ from hub.core.ingest import quarantine
 from hub.keys import RUNTIME
 from hub.runtime import Runtime
 from hub.web.errors import bad_request
+from hub.web.twilio_signature import signed_form
 
 log = logging.getLogger(__name__)
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Awaitable, Callable
 
 import pytest
 from hypothesis import HealthCheck, given
@@ -19,6 +17,7 @@ from hub.routing.wiring import rules_changed
 from hub.store.models import MailboxCheckpoint, Message, OutboxItem, QuarantineItem, Rule, Template
 from tests.integration.email.conftest import HOTEL, mailbox, polling
 from tests.support.dovecot import Dovecot
+from tests.support.waiting import wait_until
 from tests.unit.email.test_email_fuzz import mutated
 
 pytestmark = pytest.mark.imap
@@ -29,16 +28,6 @@ def mail(n: int, *, sender: str = "giulia@example.com", subject: str | None = No
     return (f"From: Giulia <{sender}>\r\nTo: {HOTEL}\r\nSubject: {subject}\r\n"
             f"Message-ID: <m{n}@guest.example>\r\nDate: Mon, 23 Nov 2026 10:00:00 +0100\r\n{extra}"
             f"\r\nHello, message number {n}.\r\n").encode()
-
-
-async def wait_until(check: Callable[[], Awaitable[bool]], within: float, what: str) -> float:
-    """Seconds until `check()` holds; fails after `within` seconds."""
-    start = time.monotonic()
-    while not await check():
-        if time.monotonic() - start > within:
-            raise AssertionError(f"timed out after {within}s waiting for {what}")
-        await asyncio.sleep(0.02)
-    return time.monotonic() - start
 
 
 async def stored(rt: hub_runtime.Runtime) -> list[str]:

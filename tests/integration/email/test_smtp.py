@@ -23,9 +23,9 @@ from hub.keys import RUNTIME
 from hub.store.models import Conversation, Message, OutboxItem, Suppression
 from tests.conftest import make_agent
 from tests.integration.email.conftest import HOTEL, mailbox
-from tests.integration.email.test_imap import wait_until
 from tests.support.dovecot import Dovecot
 from tests.support.smtp_sink import SmtpSink
+from tests.support.waiting import wait_until
 
 GUEST = "giulia@example.com"
 FIRST = (f"From: Giulia Rossi <{GUEST}>\r\nTo: {HOTEL}\r\nSubject: Late check-in\r\n"
