@@ -30,4 +30,5 @@ async def assign(
     session.add(AuditEvent(actor=actor, action="conversation.assigned", entity="conversation",
                            entity_id=conversation.id, data={"from": before, "to": after}))
     await publish(session, Event(CONVERSATION_ASSIGNED, conversation.customer_id, conversation.id,
-                                 team_id=conversation.team_id, data={**after, "actor": actor}), handlers)
+                                 team_id=conversation.team_id, data={**after, "previous": before, "actor": actor}),
+                  handlers)

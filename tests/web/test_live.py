@@ -66,6 +66,9 @@ async def test_events_of_other_teams_are_not_sent(client: Client) -> None:
     with pytest.raises(TimeoutError):
         await _next_of(mine, "note.added", within=1.0)
     assert data(frame)["team_id"] == spa
+    handover = data(frame)["payload"]
+    assert (handover["team_id"], handover["previous"]["agent_id"]) == (spa, None)
+    assert handover["previous"]["team_id"] != spa
     mine.close()
     theirs.close()
 
