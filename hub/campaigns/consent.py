@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -119,6 +119,32 @@ async def unsubscribe(session: AsyncSession, recipient: CampaignRecipient, *, so
                            entity_id=recipient.customer_id, data={**facts, "detail": detail}, at=now))
     session.add(TimelineEntry(customer_id=recipient.customer_id, kind="consent", channel=recipient.channel,
                               summary=f"Unsubscribed from {recipient.channel} marketing ({source})", data=facts,
+                              occurred_at=now))
+    await session.flush()
+    return True
+
+
+async def resubscribe(session: AsyncSession, recipient: CampaignRecipient, *, source: str,
+                      detail: str | None = None) -> bool:
+    """Grant marketing consent again after an unsubscribe and lift that unsubscribe's suppression.
+
+    Suppressions for other reasons (hard bounces, complaints) stay. False when not withdrawn.
+    """
+    current = await latest_consent(session, [recipient.customer_id], recipient.channel, "marketing")
+    if current.get(recipient.customer_id) is not False:
+        return False
+    now = utcnow()
+    session.add(Consent(customer_id=recipient.customer_id, channel=recipient.channel, purpose="marketing",
+                        granted=True, source=source, detail=detail, at=now))
+    await session.execute(delete(Suppression).where(
+        col(Suppression.channel) == recipient.channel, col(Suppression.address) == recipient.address,
+        col(Suppression.reason) == UNSUBSCRIBED))
+    facts = {"channel": recipient.channel, "purpose": "marketing", "granted": True, "source": source,
+             "campaign_id": recipient.campaign_id, "recipient_id": recipient.id}
+    session.add(AuditEvent(actor=f"customer:{recipient.customer_id}", action="consent.granted", entity="customer",
+                           entity_id=recipient.customer_id, data={**facts, "detail": detail}, at=now))
+    session.add(TimelineEntry(customer_id=recipient.customer_id, kind="consent", channel=recipient.channel,
+                              summary=f"Subscribed again to {recipient.channel} marketing ({source})", data=facts,
                               occurred_at=now))
     await session.flush()
     return True

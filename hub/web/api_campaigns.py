@@ -270,8 +270,24 @@ async def unsubscribe(request: web.Request) -> web.Response:
             raise web.HTTPNotFound(text="This link is not valid.")
         await campaign_consent.unsubscribe(session, recipient, source="unsubscribe_link",
                                            detail=request.headers.get("User-Agent", "")[:200] or None)
-    return web.Response(content_type="text/html", text="<!doctype html><title>Unsubscribed</title>"
-                                                       "<h1>You are unsubscribed.</h1>")
+    token = html.escape(request.match_info["token"])
+    return web.Response(content_type="text/html", text=(
+        "<!doctype html><title>Unsubscribed</title><h1>You are unsubscribed.</h1>"
+        f"<form method=\"post\" action=\"/u/{token}/resubscribe\"><p>Unsubscribed by mistake? "
+        "<button type=\"submit\">Subscribe again</button></p></form>"))
+
+
+async def resubscribe(request: web.Request) -> web.Response:
+    """POST from the unsubscribed page: consent again, with the same signed link (never by GET)."""
+    rid, rt = await _recipient_for(request, "unsub")
+    async with rt.factory() as session, session.begin():
+        recipient = await session.get(CampaignRecipient, rid)
+        if recipient is None:
+            raise web.HTTPNotFound(text="This link is not valid.")
+        await campaign_consent.resubscribe(session, recipient, source="resubscribe_link",
+                                           detail=request.headers.get("User-Agent", "")[:200] or None)
+    return web.Response(content_type="text/html", text="<!doctype html><title>Subscribed</title>"
+                                                       "<h1>You are subscribed again.</h1>")
 
 
 async def open_pixel(request: web.Request) -> web.Response:

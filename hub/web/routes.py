@@ -126,6 +126,7 @@ def _campaign_routes(r: web.UrlDispatcher) -> None:
     r.add_get(f"/campaigns/{ID}/chart", c.chart_page, name="campaign_chart")
     r.add_get("/u/{token}", c.unsubscribe_page, name="unsubscribe_page")
     r.add_post("/u/{token}", c.unsubscribe, name="unsubscribe")
+    r.add_post("/u/{token}/resubscribe", c.resubscribe, name="resubscribe")
     r.add_get("/t/o/{token}.gif", c.open_pixel, name="track_open")
     r.add_get("/t/c/{token}", c.click, name="track_click")
 

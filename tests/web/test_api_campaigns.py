@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from aiohttp.test_utils import TestClient
 
+from hub.campaigns import consent as campaign_consent
 from hub.campaigns import tokens
+from hub.core.delivery import suppress
 from hub.keys import RUNTIME
-from hub.store.models import CampaignEvent, CampaignRecipient, Consent
+from hub.store.models import CampaignEvent, CampaignRecipient, Consent, Suppression, TimelineEntry
 from tests.conftest import make_agent
 from tests.integration.campaigns import seed
 
@@ -85,3 +87,45 @@ async def test_one_click_unsubscribe_and_signed_tracking(client: TestClient) -> 
         kinds = sorted(e.kind for e in (await session.execute(select(CampaignEvent))).scalars())
     assert [(c.granted, c.source) for c in consents] == [(False, "unsubscribe_link")]
     assert kinds == ["clicked", "opened", "unsubscribed"]
+
+
+async def test_subscribe_again_from_the_unsubscribed_page(client: TestClient) -> None:  # type: ignore[type-arg]
+    rt = client.app[RUNTIME]
+    secret = rt.settings.secret_key
+    ids = await seed.customers(rt.factory, 2)
+    campaign_id = await seed.campaign(rt.factory)
+    rids = []
+    async with rt.factory() as session, session.begin():
+        for n, customer_id in enumerate(ids):
+            row = CampaignRecipient(campaign_id=campaign_id, customer_id=customer_id, channel="email",
+                                    address=seed.address(n), status="sent")
+            session.add(row)
+            await session.flush()
+            rids.append(int(row.id or 0))
+        await suppress(session, "email", seed.address(1), reason="hard_bounce")
+    unsub = [tokens.sign(secret, "unsub", rid) for rid in rids]
+    for token in unsub:
+        page = await client.post(f"/u/{token}", data="List-Unsubscribe=One-Click")
+        assert f'action="/u/{token}/resubscribe"' in await page.text()
+    assert (await client.get(f"/u/{unsub[0]}/resubscribe")).status == 405  # a link scanner's GET does nothing
+    assert (await client.post(f"/u/{tokens.sign(secret, 'open', rids[0])}/resubscribe")).status == 404
+    async with rt.factory() as session:
+        assert await campaign_consent.suppressed(session, "email", [seed.address(0), seed.address(1)]) == {
+            seed.address(0), seed.address(1)}
+    for token in unsub:
+        again = await client.post(f"/u/{token}/resubscribe")
+        assert again.status == 200 and "subscribed again" in await again.text()
+    assert (await client.post(f"/u/{unsub[0]}/resubscribe")).status == 200  # twice: nothing more written
+    async with rt.factory() as session:
+        from sqlmodel import select
+
+        consents = [(c.customer_id, c.granted, c.source)
+                    for c in (await session.execute(select(Consent).order_by(Consent.id))).scalars()]
+        left = {(s.address, s.reason) for s in (await session.execute(select(Suppression))).scalars()}
+        mine = select(TimelineEntry).where(TimelineEntry.kind == "consent", TimelineEntry.customer_id == ids[0])
+        timeline = [t.summary for t in (await session.execute(mine.order_by(TimelineEntry.id))).scalars()]
+    assert consents == [(ids[0], False, "unsubscribe_link"), (ids[1], False, "unsubscribe_link"),
+                        (ids[0], True, "resubscribe_link"), (ids[1], True, "resubscribe_link")]
+    assert left == {(seed.address(1), "hard_bounce")}  # only an unsubscribe's own suppression is lifted
+    assert timeline == ["Unsubscribed from email marketing (unsubscribe_link)",
+                        "Subscribed again to email marketing (resubscribe_link)"]
