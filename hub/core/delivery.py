@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import String, bindparam, func, literal, or_
+from sqlalchemy import String, bindparam, func, literal_column, or_
 from sqlalchemy import select as core_select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
@@ -14,6 +14,7 @@ from sqlmodel import col, select
 from hub.core.envelopes import Address, AddressKind, Channel, DeliveryState, DeliveryUpdate, Outbound, SendResult
 from hub.core.events import DELIVERY_UPDATED, Event, EventHandler, publish
 from hub.core.jobs import FINISHED, JobContext, PermanentError, TransientError, batch_scope, finish_in
+from hub.store.bulk import DriverStatement
 from hub.store.models import Conversation, Message, OutboxItem, Suppression, table
 from hub.store.types import utcnow
 
@@ -123,13 +124,18 @@ async def _fetch(ctx: JobContext, ids: set[int]) -> dict[int, _Pending]:
 
 
 # A send result moves a message only forward (see advance()); the allowed prior states per new state.
+# Driver-level executemany (hub.store.bulk); the states are constants of ours, written as literals.
 _MARK_MANY = {
-    state: table(Message).update()
-    .where(_message.id == bindparam("b_id"),
-           or_(_message.delivery_status.is_(None),
-               _message.delivery_status.in_([literal(s.value) for s in DeliveryState if advances(s.value, state)])))
-    .values(delivery_status=state.value, delivery_detail=bindparam("b_detail"),
-            provider_id=func.coalesce(bindparam("b_provider", type_=String()), _message.provider_id))
+    state: DriverStatement(
+        table(Message).update()
+        .where(_message.id == bindparam("b_id"),
+               or_(_message.delivery_status.is_(None),
+                   _message.delivery_status.in_([literal_column(f"'{s.value}'")
+                                                 for s in DeliveryState if advances(s.value, state)])))
+        .values(delivery_status=literal_column(f"'{state.value}'"), delivery_detail=bindparam("b_detail"),
+                provider_id=func.coalesce(bindparam("b_provider", type_=String()), _message.provider_id)),
+        ("b_id", "b_detail", "b_provider"),
+    )
     for state in (DeliveryState.SENT, DeliveryState.FAILED)
 }
 
@@ -137,10 +143,8 @@ _MARK_MANY = {
 async def _write_marks(session: AsyncSession, marks: list[tuple[int, DeliveryState, SendResult]]) -> None:
     """A batch's send results, one executemany per state."""
     for state, statement in _MARK_MANY.items():
-        rows = [{"b_id": mid, "b_detail": r.detail or None, "b_provider": r.provider_id or None}
-                for mid, s, r in marks if s is state]
-        if rows:
-            await session.execute(statement, rows)
+        await statement.run(session, [(mid, r.detail or None, r.provider_id or None)
+                                      for mid, s, r in marks if s is state])
 
 
 async def _mark(

@@ -17,22 +17,25 @@ import asyncio
 import logging
 import time
 import traceback
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import bindparam, true, update
+from sqlalchemy import Row, Update, bindparam, literal_column, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.instrumentation import manager_of_class
 from sqlmodel import col, select
 
 from hub.core.blobs import BlobStore
 from hub.core.envelopes import Outbound, SendResult
 from hub.core.outbox import JobQueue
+from hub.store.bulk import DriverStatement, session_binder
 from hub.store.engine import SessionFactory
 from hub.store.models import OutboxItem, QuarantineItem, table
-from hub.store.types import JsonType, UTCDateTime, utcnow
+from hub.store.types import UTCDateTime, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -208,6 +211,9 @@ class BatchScope:
         future = self._loads.get(key)
         if future is None:
             future = self._loads[key] = asyncio.ensure_future(self._in_turn(load) if in_turn else load(self.items))
+        elif future.done():  # most of a batch's handlers come after the load: no shield to build
+            done: T = future.result()
+            return done
         result: T = await asyncio.shield(future)
         return result
 
@@ -241,38 +247,63 @@ def _batches(ctx: JobContext, item: OutboxItem) -> bool:
     return item.kind in ctx.batch_kinds or _batch_channel(ctx, item) is not None
 
 
+_outbox = table(OutboxItem).c
+_NOW = bindparam("b_now", type_=UTCDateTime())
+_CLAIM = {"status": "running", "claimed_at": _NOW, "attempt": _outbox.attempt + 1, "updated_at": _NOW}
+# Core statements built once, returning the row's columns: a batch needs a hundred plain items,
+# not the ORM's per-row loading (identity map, events) nor a statement rebuilt per claim.
+_CLAIM_ONE = (
+    update(table(OutboxItem))
+    .where(_outbox.id == bindparam("b_id"), _outbox.status == "queued", _outbox.available_at <= _NOW)
+    .values(**_CLAIM).returning(*table(OutboxItem).c)
+)
+
+
+@lru_cache(maxsize=8)
+def _claim_more(limit: int, by_channel: bool) -> Update:
+    """Claim up to `limit` due items of one kind (and payload channel), oldest first."""
+    # SKIP LOCKED: on PostgreSQL concurrent claimers take different rows instead of queueing
+    # behind each other; the repeated status test settles any race (READ COMMITTED re-check).
+    # A CTE, because PostgreSQL may run an IN (... LIMIT n SKIP LOCKED) subquery more than
+    # once and so claim more than n rows; a locking CTE is evaluated once.
+    due = (
+        select(_outbox.id)
+        .where(_outbox.status == "queued", _outbox.kind == bindparam("b_kind"), _outbox.available_at <= _NOW,
+               _outbox.payload["channel"].as_string() == bindparam("b_channel") if by_channel else true())
+        .order_by(_outbox.available_at, _outbox.id).limit(limit)
+        .with_for_update(skip_locked=True).cte("due")
+    )
+    return (
+        update(table(OutboxItem)).where(_outbox.id.in_(select(due.c.id)), _outbox.status == "queued")
+        .values(**_CLAIM).returning(*table(OutboxItem).c)
+    )
+
+
+_NEW_ITEM = manager_of_class(OutboxItem).new_instance
+_ITEM_KEYS = tuple(c.key for c in table(OutboxItem).c)
+
+
+def _claimed(rows: Sequence[Row[Any]]) -> list[OutboxItem]:
+    """Items from RETURNING rows, filled the way the ORM fills a loaded row (not attached to a session)."""
+    items = []
+    for row in rows:
+        item = _NEW_ITEM()
+        item.__dict__.update(zip(_ITEM_KEYS, row, strict=True))
+        items.append(item)
+    return items
+
+
 async def claim_batch(ctx: JobContext, item_id: int) -> list[OutboxItem]:
     """Claim `item_id` (first in the list) and, when it batches, up to batch_size - 1 more due items like it."""
     now = utcnow()
-    claimed = {"status": "running", "claimed_at": now, "attempt": OutboxItem.attempt + 1, "updated_at": now}
-    options = {"synchronize_session": False}
     async with ctx.factory() as session, session.begin():
-        first = (await session.scalars(
-            update(OutboxItem)
-            .where(col(OutboxItem.id) == item_id, col(OutboxItem.status) == "queued",
-                   col(OutboxItem.available_at) <= now)
-            .values(**claimed).returning(OutboxItem), execution_options=options,
-        )).all()
+        first = _claimed((await session.execute(_CLAIM_ONE, {"b_id": item_id, "b_now": now})).all())
         if not first or not _batches(ctx, first[0]) or ctx.batch_size <= 1:
-            return list(first)
+            return first
         channel = _batch_channel(ctx, first[0])
-        # SKIP LOCKED: on PostgreSQL concurrent claimers take different rows instead of queueing
-        # behind each other; the repeated status test settles any race (READ COMMITTED re-check).
-        # A CTE, because PostgreSQL may run an IN (... LIMIT n SKIP LOCKED) subquery more than
-        # once and so claim more than n rows; a locking CTE is evaluated once.
-        due = (
-            select(col(OutboxItem.id))
-            .where(col(OutboxItem.status) == "queued", col(OutboxItem.kind) == first[0].kind,
-                   col(OutboxItem.available_at) <= now,
-                   true() if channel is None else OutboxItem.payload["channel"].as_string() == channel)
-            .order_by(col(OutboxItem.available_at), col(OutboxItem.id)).limit(ctx.batch_size - 1)
-            .with_for_update(skip_locked=True).cte("due")
-        )
-        more = (await session.scalars(
-            update(OutboxItem).where(col(OutboxItem.id).in_(select(due.c.id)), col(OutboxItem.status) == "queued")
-            .values(**claimed).returning(OutboxItem), execution_options=options,
-        )).all()
-    return [*first, *more]
+        statement = _claim_more(ctx.batch_size - 1, channel is not None)
+        more = (await session.execute(statement, {"b_kind": first[0].kind, "b_now": now, "b_channel": channel})).all()
+    return [*first, *_claimed(more)]
 
 
 def _was_claimed_ahead(ctx: JobContext, item_id: int) -> bool:
@@ -336,30 +367,32 @@ async def run_batch(ctx: JobContext, items: list[OutboxItem]) -> dict[int, str]:
     return await _record(ctx, scope, [a for a in attempts if a is not None])
 
 
-_outbox = table(OutboxItem).c
-_FINISH_MANY = (
+# The batch's new item states in one driver-level executemany (hub.store.bulk): values are
+# converted once by the column types' own processors, not per row by SQLAlchemy's execution.
+_FINISH_MANY = DriverStatement(
     update(table(OutboxItem))
-    .where(_outbox.id == bindparam("b_id"), _outbox.status == "running")
-    .values(status=bindparam("b_status"), result=bindparam("b_result", type_=JsonType),
-            last_error=bindparam("b_error"), available_at=bindparam("b_available", type_=UTCDateTime()),
-            updated_at=bindparam("b_now", type_=UTCDateTime()))
+    .where(_outbox.id == bindparam("b_id"), _outbox.status == literal_column("'running'"))
+    .values(status=bindparam("b_status"), result=bindparam("b_result"), last_error=bindparam("b_error"),
+            available_at=bindparam("b_available"), updated_at=bindparam("b_now")),
+    ("b_id", "b_status", "b_result", "b_error", "b_available", "b_now"),
 )
+# (id, status, result, last_error, available_at): a _FINISH_MANY row before its values are converted.
+_Finish = tuple[int, str, dict[str, Any], str | None, datetime]
 
 
-def _settle(attempt: _Attempt, now: datetime) -> tuple[str, dict[str, Any], float | None]:
+def _settle(attempt: _Attempt, now: datetime) -> tuple[str, _Finish, float | None]:
     """(final outcome, row values, retry delay) of one attempt; a retry past max_attempts is dead."""
     item, error = attempt.item, attempt.error
-    row = {"b_id": item.id, "b_status": attempt.outcome, "b_result": item.result,
-           "b_error": f"{type(error).__name__}: {error}" if error else None, "b_available": item.available_at,
-           "b_now": now}
+    assert item.id is not None
+    message = f"{type(error).__name__}: {error}" if error else None
     if attempt.outcome == "done":
-        return "done", {**row, "b_result": attempt.result}, None
+        return "done", (item.id, "done", attempt.result, None, item.available_at), None
     if attempt.outcome == "failed":
-        return "failed", {**row, "b_error": str(error)}, None
+        return "failed", (item.id, "failed", item.result, str(error), item.available_at), None
     if attempt.outcome == "retry" and item.attempt < item.max_attempts:
         wait = attempt.delay if attempt.delay is not None else backoff_seconds(item.attempt)
-        return "retry", {**row, "b_status": "queued", "b_available": now + timedelta(seconds=wait)}, wait
-    return "dead", {**row, "b_status": "dead"}, None
+        return "retry", (item.id, "queued", item.result, message, now + timedelta(seconds=wait)), wait
+    return "dead", (item.id, "dead", item.result, message, item.available_at), None
 
 
 def _dead_letter(attempt: _Attempt) -> QuarantineItem:
@@ -375,7 +408,7 @@ async def _record(ctx: JobContext, scope: BatchScope, attempts: list[_Attempt]) 
     """One transaction: the handlers' deferred writes, every item's new state, the dead letters; then retries."""
     now = utcnow()
     outcomes: dict[int, str] = {}
-    rows: list[dict[str, Any]] = []
+    rows: list[_Finish] = []
     retries: list[tuple[int, float]] = []
     dead: list[QuarantineItem] = []
     for attempt in attempts:
@@ -391,8 +424,10 @@ async def _record(ctx: JobContext, scope: BatchScope, attempts: list[_Attempt]) 
             dead.append(_dead_letter(attempt))
     async with ctx.db_turn, ctx.factory() as session, session.begin():
         await scope.flush(session)
-        if rows:
-            await session.execute(_FINISH_MANY, rows)
+        bind = session_binder(session)
+        at = bind.time(now)
+        await _FINISH_MANY.run(session, [(item_id, status, bind.json(result), error, bind.time(available), at)
+                                         for item_id, status, result, error, available in rows])
         session.add_all(dead)
     for item_id, wait in retries:
         ctx.claimed_ahead.pop(item_id, None)  # the retry's job must run, not be taken for a stale one

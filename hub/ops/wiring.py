@@ -96,9 +96,18 @@ def timed_handler(kind: str, handler: Handler) -> Handler:
 class TimedHandlers(dict[str, Handler]):
     """The job context's handler table; `get` (what run_outbox_item calls) hands out timed handlers."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._timed: dict[tuple[str, Handler], Handler] = {}  # one wrapper per handler, not one per job
+
     def get(self, kind: str, default: Any = None) -> Any:
         handler = super().get(kind)
-        return default if handler is None else timed_handler(kind, handler)
+        if handler is None:
+            return default
+        timed = self._timed.get((kind, handler))
+        if timed is None:
+            timed = self._timed[(kind, handler)] = timed_handler(kind, handler)
+        return timed
 
 
 class TimedSender:

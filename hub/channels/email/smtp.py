@@ -121,13 +121,19 @@ def _refs(value: str | None) -> list[str]:
 
 def _compose_args(item: Outbound, mail_domain: str) -> tuple[Outbound, dict[str, Any]]:
     """The Outbound without the headers the sender owns, and build_message's keyword arguments."""
-    headers = {k.lower(): v for k, v in item.headers}
-    extra = tuple((k, v) for k, v in item.headers if k.lower() not in _SKIPPED_HEADERS)
+    extra: list[tuple[str, str]] = []
+    owned: dict[str, str] = {}  # the skipped headers by lower-case name, the last one winning
+    for key, value in item.headers:  # one pass: this runs for every message sent
+        lower = key.lower()
+        if lower in _SKIPPED_HEADERS:
+            owned[lower] = value
+        else:
+            extra.append((key, value))
     token = item.meta.get("thread_token")
-    return replace(item, headers=extra), {
+    return item if not owned else replace(item, headers=tuple(extra)), {
         "domain": mail_domain, "reply_token": str(token) if token else None,
-        "in_reply_to": next(iter(_refs(headers.get("in-reply-to"))), None),
-        "references": _refs(headers.get("references")),
+        "in_reply_to": next(iter(_refs(owned.get("in-reply-to"))), None),
+        "references": _refs(owned.get("references")),
     }
 
 
