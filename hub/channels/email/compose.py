@@ -238,6 +238,11 @@ def _msgid_line(name: str, value: str) -> str:
     return _fold(name, value)
 
 
+def plain_address(value: str) -> bool:
+    """An addr-spec of dot-atoms only: safe in an SMTP envelope as `<value>` without parsing or quoting."""
+    return _SIMPLE_ADDR.fullmatch(value) is not None
+
+
 def _quote(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import aiosmtplib
 
-from hub.channels.email.compose import HeaderInjectionError, build_message, render
+from hub.channels.email.compose import HeaderInjectionError, build_message, plain_address, render
 from hub.core.envelopes import Outbound, SendResult
 
 log = logging.getLogger(__name__)
@@ -157,6 +157,33 @@ def _failure(code: int, message: str, retry_after: float | None) -> SendResult:
                       retry_after=None if code >= 500 else retry_after)
 
 
+async def _plain_envelope(client: aiosmtplib.SMTP, sender: str, recipient: str, data: bytes) -> str:
+    """MAIL, RCPT and DATA of 7-bit CRLF bytes between two dot-atom addresses; the DATA reply's text.
+
+    What `sendmail` does for them (SIZE, RSET after a refusal, the same exceptions) without
+    parsing each address twice per message, which cost a tenth of the sender's CPU.
+    """
+    if client.is_ehlo_or_helo_needed:
+        try:
+            await client.ehlo()
+        except aiosmtplib.SMTPHeloError:
+            await client.helo()
+    size = [b"SIZE=%d" % len(data)] if client.supports_extension("size") else []
+    try:
+        reply = await client.execute_command(b"MAIL", b"FROM:<" + sender.encode("ascii") + b">", *size)
+        if reply.code != 250:
+            raise aiosmtplib.SMTPSenderRefused(reply.code, reply.message, sender)
+        reply = await client.execute_command(b"RCPT", b"TO:<" + recipient.encode("ascii") + b">")
+        if reply.code not in (250, 251):
+            raise aiosmtplib.SMTPRecipientsRefused([aiosmtplib.SMTPRecipientRefused(reply.code, reply.message,
+                                                                                     recipient)])
+        return (await client.data(data)).message
+    except (aiosmtplib.SMTPResponseException, aiosmtplib.SMTPRecipientsRefused):
+        with contextlib.suppress(ConnectionError, aiosmtplib.SMTPResponseException):
+            await client.rset()
+        raise
+
+
 class SmtpSender:
     """`Sender` for the email channel; safe to share between concurrent jobs."""
 
@@ -193,6 +220,9 @@ class SmtpSender:
                     errors, reply = await client.send_message(
                         message, sender=item.sender.value, recipients=[item.recipient.value]
                     )
+                elif plain_address(item.sender.value) and plain_address(item.recipient.value):
+                    errors, reply = {}, await _plain_envelope(client, item.sender.value, item.recipient.value,
+                                                              message[0])
                 else:  # rendered 7-bit bytes with ASCII addresses: no flattening, no SMTPUTF8
                     errors, reply = await client.sendmail(item.sender.value, [item.recipient.value], message[0])
             except aiosmtplib.SMTPRecipientsRefused as exc:

@@ -184,3 +184,19 @@ async def test_header_injection_is_refused_before_anything_is_sent(smtp: SmtpSin
         assert smtp.sink.envelopes == []
     finally:
         await sender.aclose()
+
+
+async def test_a_refused_recipient_leaves_the_pooled_connection_usable(smtp: SmtpSink) -> None:
+    smtp.sink.fail["nobody@example.com"] = ("550 5.1.1 No such user", 1)
+    sender = SmtpSender(SmtpConfig(host="127.0.0.1", port=smtp.port, pool_size=1, mail_domain="hub.test"))
+    try:
+        refused = await sender.send(_outbound(1, to="nobody@example.com"))
+        accepted = await sender.send(_outbound(2))
+        assert (refused.ok, refused.permanent, refused.code) == (False, True, "550")
+        assert "No such user" in refused.detail
+        assert accepted.ok and sender.pool.connects == 1  # RSET after the refusal, same session
+        envelope = smtp.sink.envelopes[0]
+        assert envelope.rcpt_tos == [GUEST] and envelope.mail_from == HOTEL
+        assert f"SIZE={len(envelope.original_content)}" in envelope.mail_options
+    finally:
+        await sender.aclose()
