@@ -2,15 +2,16 @@
 
 Rules are data: `{"stage": ..., "condition": <condition language>}`, first match wins, `keep`
 leaves the customer where it is. They live in the `stagerule` table; with none there the
-defaults below apply. The moves are computed once into a temporary table, then applied with one
-INSERT (history) and one UPDATE (current stage), and their `customer.stage_changed` event rows
-are stored with one more INSERT: no Python loop over customers. Only the in-process event
-handlers, when given, are called once per move (a handler is Python; SQL cannot call it).
+defaults below apply. The moves are computed once into a temporary table, then applied by one
+statement on PostgreSQL: the UPDATE of the current stage returns the moves to the INSERTs of the
+history rows and of the `customer.stage_changed` event rows (three statements on SQLite). No
+Python loop over customers: only the in-process event handlers, when given, are called once per
+move (a handler is Python; SQL cannot call it).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -21,18 +22,19 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    and_,
     case,
     func,
     insert,
     literal,
-    null,
     select,
     text,
+    union_all,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql import Select
+from sqlalchemy.sql import FromClause, Insert, Select
 from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement, ColumnElement
@@ -144,7 +146,7 @@ def fields_of(cond: Condition) -> set[str]:
 def decisions(rules: Sequence[StageRuleSpec], today: date, now: datetime, dialect: Any) -> Select[Any]:
     """customer_id, from_stage, to_stage for every customer whose stage the rules would change."""
     conditions = [validate(r.condition, fields=rfm.FIELDS) for r in rules]
-    # Only the figures some rule tests are computed: each quintile is a sort, each other figure a join.
+    # Only the figures some rule tests are computed: each quintile is a sort, each source of figures a join.
     scored = rfm.features(today, dialect, used=set().union(*(fields_of(c) for c in conditions)))
     mapped = rfm.columns(scored)
     current: ColumnElement[Any] = scored.c.lifecycle_stage
@@ -209,9 +211,9 @@ async def classify(
     result = await _summary(session, sample)
     result.dry_run = dry_run
     if not dry_run and result.moves:
-        await _apply(session, now, actor)
+        # Events are stored only where someone listens: a run given handlers (even none).
+        await _apply(session, now, actor, None if handlers is None else _payloads(result.moves, now, actor))
         if handlers is not None:
-            await _store_events(session, now, actor)
             await _announce(session, now, actor, tuple(handlers))
     await session.execute(text("DROP TABLE analytics_moves"))
     return result
@@ -226,14 +228,36 @@ async def _summary(session: AsyncSession, sample: int) -> ClassifyResult:
                           sample=[(int(c), a, b) for c, a, b in some.all()])
 
 
-async def _apply(session: AsyncSession, now: datetime, actor: str) -> None:
+_Payloads = dict[tuple[str, str], dict[str, Any]]  # a move's event payload by its (from, to) stages
+
+
+async def _apply(session: AsyncSession, now: datetime, actor: str, payloads: _Payloads | None) -> None:
+    """Move the customers, record their history and (given payloads) their events: one statement on PostgreSQL."""
     m, customers = _moves.c, table(Customer)
-    when = literal(now, UTCDateTime())
-    history = select(m.customer_id, m.from_stage, m.to_stage, literal("classifier"), literal(actor), when)
-    await session.execute(insert(table(StageChange)).from_select(
-        ["customer_id", "from_stage", "to_stage", "cause", "actor", "changed_at"], history))
-    await session.execute(update(customers).values(lifecycle_stage=m.to_stage, updated_at=when)
-                          .where(customers.c.id == m.customer_id))
+    move = (update(customers).values(lifecycle_stage=m.to_stage, updated_at=literal(now, UTCDateTime()))
+            .where(customers.c.id == m.customer_id))
+    if session.get_bind().dialect.name != "postgresql":
+        # SQLite has no data-modifying WITH: one statement per table, each reading the moves.
+        await session.execute(move)
+        await session.execute(_history(_moves, now, actor))
+        if payloads is not None:
+            await session.execute(_events(_moves, now, payloads))
+        return
+    # The UPDATE's RETURNING feeds both INSERTs, so the moves are read once; the history's foreign-key
+    # checks, run at the end of the statement, then lock the customer rows the UPDATE just wrote.
+    moved = move.returning(m.customer_id, m.from_stage, m.to_stage).cte("moved")
+    history = _history(moved, now, actor)
+    statement = history if payloads is None else _events(moved, now, payloads).add_cte(history.cte("history"))
+    await session.execute(statement.add_cte(moved))
+
+
+def _history(moves: FromClause, now: datetime, actor: str) -> Insert:
+    """The stage-history rows of these moves."""
+    m = moves.c
+    rows = select(m.customer_id, m.from_stage, m.to_stage, literal("classifier"), literal(actor),
+                  literal(now, UTCDateTime()))
+    return insert(table(StageChange)).from_select(
+        ["customer_id", "from_stage", "to_stage", "cause", "actor", "changed_at"], rows)
 
 
 def _event_data(now: datetime, actor: str) -> dict[str, Any]:
@@ -241,17 +265,21 @@ def _event_data(now: datetime, actor: str) -> dict[str, Any]:
     return {"cause": "classifier", "actor": actor, "at": now.isoformat()}
 
 
-async def _store_events(session: AsyncSession, now: datetime, actor: str) -> None:
-    """The `customer.stage_changed` rows for live streams, one per move, in one INSERT ... SELECT."""
-    m = _moves.c
-    build = func.jsonb_build_object if session.get_bind().dialect.name == "postgresql" else func.json_object
-    # The payload publish_many would store: message_id (none here), then the event's data.
-    pairs: list[tuple[str, ColumnElement[Any]]] = [
-        ("message_id", null()), ("from_stage", m.from_stage), ("to_stage", m.to_stage),
-        *((key, literal(value)) for key, value in _event_data(now, actor).items())]
-    payload = build(*(part for key, value in pairs for part in (literal(key), value)))
-    rows = select(literal(STAGE_CHANGED), m.customer_id, payload, literal(now, UTCDateTime()))
-    await session.execute(insert(table(DomainEvent)).from_select(["type", "customer_id", "payload", "at"], rows))
+def _payloads(pairs: Iterable[tuple[str, str]], now: datetime, actor: str) -> _Payloads:
+    """The payload publish() would store for a move, per (from, to) pair: nothing else in it varies."""
+    return {(a, b): {"message_id": None, "from_stage": a, "to_stage": b, **_event_data(now, actor)} for a, b in pairs}
+
+
+def _events(moves: FromClause, now: datetime, payloads: _Payloads) -> Insert:
+    """The `customer.stage_changed` rows for live streams, one per move, each payload joined by its pair."""
+    m, kind = moves.c, table(DomainEvent).c.payload.type
+    # A few pairs, so each payload is built once in Python instead of once per row in SQL.
+    each = [select(literal(a, String()).label("from_stage"), literal(b, String()).label("to_stage"),
+                   literal(payload, kind).label("payload")) for (a, b), payload in payloads.items()]
+    known = (union_all(*each) if len(each) > 1 else each[0]).subquery("payloads")
+    rows = (select(literal(STAGE_CHANGED), m.customer_id, known.c.payload, literal(now, UTCDateTime()))
+            .join_from(moves, known, and_(known.c.from_stage == m.from_stage, known.c.to_stage == m.to_stage)))
+    return insert(table(DomainEvent)).from_select(["type", "customer_id", "payload", "at"], rows)
 
 
 async def _announce(session: AsyncSession, now: datetime, actor: str, handlers: tuple[EventHandler, ...]) -> None:

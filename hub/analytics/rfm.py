@@ -3,19 +3,35 @@
 Quintiles come from NTILE(5) window functions (SQLite >= 3.25 and PostgreSQL) over the customers
 who bought at least once; 5 is best (most recent, most frequent, highest spend), 0 means no purchase.
 Ties are broken by customer id so a run is deterministic. The query holds only what the rules
-test: each quintile costs a sort of every buying customer, each other figure a join.
+test: each quintile costs a sort of every buying customer, the purchase figures one join and the
+survey, complaint and referral figures one more between them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Sequence
 from datetime import date
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Float, Integer, String, case, cast, func, literal, select, type_coerce
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Float,
+    Integer,
+    String,
+    case,
+    cast,
+    func,
+    literal,
+    null,
+    select,
+    type_coerce,
+    union_all,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import Select, Subquery
 from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.types import TypeEngine
 from sqlmodel import col
 
 from hub.routing.conditions import FieldRegistry, FieldSpec, FieldType, SqlField
@@ -78,21 +94,23 @@ def _purchases(today: date, dialect: Dialect, wanted: Collection[str]) -> Subque
         "monetary_cents": spend,
         "r": func.ntile(5).over(order_by=(last, buyer)),
         "f": func.ntile(5).over(order_by=_one_key(frequency, buyer)),
-        "m": func.ntile(5).over(order_by=(spend, buyer)),
+        "m": func.ntile(5).over(order_by=_one_key(cast(spend, BigInteger), buyer)),
     }
     chosen = [figure.label(name) for name, figure in figures.items() if name in wanted]
     return select(buyer.label("customer_id"), *chosen).group_by(buyer).subquery("purchases")
 
 
-def _one_key(count: ColumnElement[Any], customer_id: ColumnElement[Any]) -> ColumnElement[Any]:
-    """One integer ordered exactly like (count, customer_id): count * (highest customer id + 1) + customer_id.
+def _one_key(value: ColumnElement[Any], customer_id: ColumnElement[Any]) -> ColumnElement[Any]:
+    """One integer ordered exactly like (value, customer_id): value * (highest customer id + 1) + customer_id.
 
     Counts tie on most rows, so a sort on two keys falls through to the second on nearly every
-    comparison; on this one key it costs a third as much (1M customers, 5M stays). Exact while
-    count * (highest id + 1) fits in 63 bits: a billion customers with nine billion stays each.
+    comparison; on this one key it costs a third as much (1M customers, 5M stays), and a spend
+    sorts as a bigint instead of a numeric. Exact while value * (highest id + 1) fits in 63 bits:
+    a billion customers with nine billion stays each, or a million who spent 92 billion each
+    (in cents); past that PostgreSQL stops with "bigint out of range" rather than mis-rank.
     """
     span = select(func.max(Customer.id) + 1).scalar_subquery()
-    return count * span + customer_id
+    return value * span + customer_id
 
 
 def _purchase_columns(bought: Subquery, wanted: Collection[str]) -> list[ColumnElement[Any]]:
@@ -108,20 +126,42 @@ def _purchase_columns(bought: Subquery, wanted: Collection[str]) -> list[ColumnE
 
 
 def _surveys() -> Subquery:
-    return (select(col(Survey.customer_id).label("customer_id"), func.avg(Survey.score).label("score"))
+    return (select(col(Survey.customer_id).label("customer_id"), func.avg(Survey.score).label("value"))
             .where(col(Survey.score).is_not(None)).group_by(col(Survey.customer_id)).subquery("surveys"))
 
 
 def _complaints() -> Subquery:
-    return (select(col(Complaint.customer_id).label("customer_id"), func.count().label("n"))
+    return (select(col(Complaint.customer_id).label("customer_id"), func.count().label("value"))
             .group_by(col(Complaint.customer_id)).subquery("complaints"))
 
 
 def _referrals(dialect: Dialect) -> Subquery:
     # Grouped by the referrer's id as a number, so the join below compares integers, not id::text.
     referrer = as_customer_id(type_coerce(Customer.attributes, JSON)["referred_by"].as_string(), dialect)
-    return (select(referrer.label("customer_id"), func.count().label("n"))
+    return (select(referrer.label("customer_id"), func.count().label("value"))
             .where(referrer.is_not(None)).group_by(referrer).subquery("referrals"))
+
+
+# Figures from other tables, each set only for the few customers who have one: source and SQL type.
+_OTHERS: dict[str, tuple[Callable[[Dialect], Subquery], TypeEngine[Any]]] = {
+    "survey_score": (lambda _dialect: _surveys(), Float()),
+    "complaints": (lambda _dialect: _complaints(), BigInteger()),
+    "referrals": (_referrals, BigInteger()),
+}
+
+
+def _others(dialect: Dialect, names: Sequence[str]) -> Subquery:
+    """These survey, complaint and referral figures in one row per customer who has any (NULL where none).
+
+    One subquery, so every customer is joined once instead of once per figure."""
+    branches = []
+    for name in names:
+        source = _OTHERS[name][0](dialect)
+        branches.append(select(source.c.customer_id, *(
+            (source.c.value if other == name else cast(null(), _OTHERS[other][1])).label(other) for other in names)))
+    each = (union_all(*branches) if len(branches) > 1 else branches[0]).subquery("each_source")
+    return (select(each.c.customer_id, *(func.max(each.c[name]).label(name) for name in names))
+            .group_by(each.c.customer_id).subquery("others"))
 
 
 def features(today: date, dialect: Dialect, used: Collection[str] | None = None) -> Subquery:
@@ -138,16 +178,12 @@ def features(today: date, dialect: Dialect, used: Collection[str] | None = None)
     if wanted & {"recency_days", "frequency", "stays", "monetary", "r", "f", "m"}:
         bought = _purchases(today, dialect, wanted | ({"monetary_cents"} if "monetary" in wanted else set()))
         query = _joined(query, bought, _purchase_columns(bought, wanted))
-    zero = literal(0)
-    if "survey_score" in wanted:
-        surveys = _surveys()
-        query = _joined(query, surveys, [cast(surveys.c.score, Float).label("survey_score")])
-    if "complaints" in wanted:
-        complaints = _complaints()
-        query = _joined(query, complaints, [func.coalesce(complaints.c.n, zero).label("complaints")])
-    if "referrals" in wanted:
-        referrals = _referrals(dialect)
-        query = _joined(query, referrals, [func.coalesce(referrals.c.n, zero).label("referrals")])
+    names = [name for name in _OTHERS if name in wanted]
+    if names:
+        others = _others(dialect, names)
+        query = _joined(query, others, [
+            cast(others.c[name], Float).label(name) if name == "survey_score"
+            else func.coalesce(others.c[name], literal(0)).label(name) for name in names])
     return query.where(col(Customer.merged_into_id).is_(None)).subquery("features")
 
 

@@ -86,6 +86,7 @@ class Router:
         self.handlers = handlers  # the runtime's live list, so later plugins are seen too
         self.hours = BusinessHours.parse(settings.business_hours, settings.business_timezone)
         self.cache = RuleCache(settings.rules_cache_seconds)
+        self._wrapped: dict[int, tuple[tuple[EventHandler, ...], tuple[EventHandler, ...]]] = {}
 
     async def __call__(self, session: AsyncSession, event: Event) -> None:
         if event.type not in ROUTED:
@@ -94,11 +95,21 @@ class Router:
             session.add(AuditEvent(actor="rules", action="rules.loop_guard", entity="event", data={
                 "event": event.type, "depth": event.depth, "customer_id": event.customer_id}))
             return
-        handlers = deeper(tuple(self.handlers), event.depth + 1)
+        handlers = self._deeper(event.depth + 1)
         if event.type == MESSAGE_RECEIVED:
             await surveys.answer_by_sms(session, event, handlers)
         await self._workflow(session, event, handlers)
         await self.run_rules(session, event, handlers)
+
+    def _deeper(self, depth: int) -> tuple[EventHandler, ...]:
+        """The handlers for events raised at `depth`, wrapped again only when the live list changed.
+
+        Bulk publishers (the classifier) call the router once per event, most often for nothing."""
+        live = tuple(self.handlers)
+        known = self._wrapped.get(depth)
+        if known is None or known[0] != live:
+            known = self._wrapped[depth] = (live, deeper(live, depth))
+        return known[1]
 
     async def run_rules(self, session: AsyncSession, event: Event, handlers: tuple[EventHandler, ...]) -> None:
         ruleset = await self.cache.get(session, event.type)

@@ -101,6 +101,18 @@ async def test_rules_come_from_the_table_and_are_checked(runtime: Runtime) -> No
         result = await classifier.classify(session, dry_run=True)
     # Customer n spends n stays * 100n: 3 (900) to 10 reach 900; no other rule, so the rest stay.
     assert result.moves == {("prospect", "key"): 8}
+    # Applied without handlers: the stages and their history change, but no event is stored.
+    async with runtime.factory() as session, session.begin():
+        applied = await classifier.classify(session)
+    async with runtime.factory() as session:
+        keys = (await session.execute(select(func.count()).select_from(Customer)
+                                      .where(Customer.lifecycle_stage == "key"))).scalar_one()
+        history = (await session.execute(select(StageChange.from_stage, StageChange.to_stage, StageChange.actor)
+                                         .where(StageChange.cause == "classifier"))).all()
+        events = (await session.execute(select(func.count()).select_from(DomainEvent)
+                                        .where(DomainEvent.type == STAGE_CHANGED))).scalar_one()
+    assert applied.moves == result.moves and keys == 8 + 1  # and the customer pinned at key
+    assert history == [("prospect", "key", "classifier")] * 8 and events == 0
 
 
 async def test_referrals_count_only_plain_customer_ids(runtime: Runtime) -> None:
