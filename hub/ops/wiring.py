@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Mapping
@@ -66,10 +67,21 @@ def _stamp_trace(_mapper: Any, _connection: Any, target: OutboxItem) -> None:
         target.payload = {**target.payload, TRACE_KEY: trace_id}
 
 
+# Labelled children looked up once: `labels()` costs microseconds per call, paid per message sent.
+@functools.lru_cache(maxsize=256)
+def _job_seconds(kind: str, outcome: str) -> Any:
+    return metrics.JOB_SECONDS.labels(kind, outcome)
+
+
+@functools.lru_cache(maxsize=256)
+def _send_seconds(channel: str, outcome: str) -> Any:
+    return metrics.SEND_SECONDS.labels(channel, outcome)
+
+
 def _finished(kind: str, item: OutboxItem, outcome: str, started: float) -> None:
     """Time the job and leave one log line under its trace id, so a trace reads from webhook to send."""
     seconds = time.perf_counter() - started
-    metrics.JOB_SECONDS.labels(kind, outcome).observe(seconds)
+    _job_seconds(kind, outcome).observe(seconds)
     log.info("outbox job %s %s: %s", kind, item.id, outcome,
              extra={"job": kind, "outbox_id": item.id, "outcome": outcome, "seconds": round(seconds, 4)})
 
@@ -124,7 +136,7 @@ class TimedSender:
             outcome = "ok" if result.ok else ("permanent" if result.permanent else "failed")
             return result
         finally:
-            metrics.SEND_SECONDS.labels(self.channel, outcome).observe(time.perf_counter() - started)
+            _send_seconds(self.channel, outcome).observe(time.perf_counter() - started)
 
     def __getattr__(self, name: str) -> Any:
         # Channel code may reach for its sender's own helpers (close, pool...).

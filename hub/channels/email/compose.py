@@ -311,6 +311,12 @@ def _renderable_extras(headers: Sequence[tuple[str, str]]) -> bool:
     return True
 
 
+@functools.lru_cache(maxsize=4)
+def _date_line(epoch_second: int) -> str:
+    """The Date header of a second (every mail sent within it shares the line)."""
+    return f"Date: {format_datetime(datetime.fromtimestamp(epoch_second, UTC))}\r\n"
+
+
 def _identity_lines(out: Outbound, domain: str, now: datetime | None) -> tuple[list[str], str]:
     """From, To, Subject, Date and Message-ID lines (checked in build_message's order), and the id."""
     lines = [
@@ -319,7 +325,7 @@ def _identity_lines(out: Outbound, domain: str, now: datetime | None) -> tuple[l
     ]
     subject = _checked("Subject", out.subject)
     lines.append(_text_line("Subject", subject) if subject else _fold("Subject", ""))
-    lines.append(f"Date: {format_datetime(now or datetime.now(UTC))}\r\n")
+    lines.append(_date_line(int((now or datetime.now(UTC)).timestamp())))
     msgid = _bracketed("Message-ID", out.external_id) if out.external_id else make_msgid(domain=domain)
     lines.append(_msgid_line("Message-ID", msgid))
     return lines, msgid.strip("<>")
