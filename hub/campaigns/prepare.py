@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from jinja2 import TemplateError
-from sqlalchemy import and_, bindparam, exists, func, or_, select, update
+from sqlalchemy import and_, bindparam, exists, func, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.campaigns import consent, render
@@ -93,6 +93,7 @@ class Prepared:
     claimed: int = 0
     skipped: int = 0
     failed: int = 0
+    lowest: int | None = None  # the smallest row id claimed
 
 
 @dataclass(slots=True)
@@ -143,16 +144,19 @@ async def load_plan(session: AsyncSession, campaign: Campaign, settings: Setting
 
 
 async def _claim(session: AsyncSession, campaign_id: int, ids: Sequence[int] | None, limit: int, now: datetime,
-                 worker: str) -> list[_Row]:
+                 worker: str, below: int | None = None) -> list[_Row]:
     """Take the rows still queued and due, only while the campaign runs (pause and cancel stop it here).
 
     `ids` None: the campaign's next due rows from the top of the id range (where batch jobs, which
-    walk up from the bottom of theirs, arrive last), skipping rows another claim holds locked.
+    walk up from the bottom of theirs, arrive last), skipping rows another claim holds locked;
+    `below`: only rows under that id. Without it each pull would step again over the index
+    entries of every row pulled before it (until a vacuum clears them): quadratic in the campaign.
     """
     due = and_(_recipient.campaign_id == campaign_id, _recipient.status == "queued",
                or_(_recipient.send_after.is_(None), _recipient.send_after <= now))
     if ids is None:
-        pick = (select(_recipient.id).where(due).order_by(_recipient.id.desc()).limit(limit)
+        under = _recipient.id < below if below is not None else true()
+        pick = (select(_recipient.id).where(due, under).order_by(_recipient.id.desc()).limit(limit)
                 .with_for_update(skip_locked=True))
         chosen = _recipient.id.in_(pick.scalar_subquery())
     else:
@@ -334,15 +338,15 @@ async def _drop(session: AsyncSession, plan: SendPlan, refused: dict[int, str], 
 
 
 async def claim_and_prepare(factory: SessionFactory, settings: Settings, plan: SendPlan, ids: Sequence[int] | None,
-                            now: datetime, worker: str) -> Prepared | None:
-    """Claim, check and render the due rows among `ids` (None: the next chunk's worth) and write their
-    messages; None once the campaign is not running."""
+                            now: datetime, worker: str, below: int | None = None) -> Prepared | None:
+    """Claim, check and render the due rows among `ids` (None: the next chunk's worth under `below`)
+    and write their messages; None once the campaign is not running."""
     out = Prepared(plan.campaign_id)
     async with factory() as session, session.begin():
-        rows = await _claim(session, plan.campaign_id, ids, settings.campaign_chunk_size, now, worker)
+        rows = await _claim(session, plan.campaign_id, ids, settings.campaign_chunk_size, now, worker, below)
         if not rows:
             return out if await is_running(session, plan.campaign_id) else None
-        out.claimed = len(rows)
+        out.claimed, out.lowest = len(rows), min(r.id for r in rows)
         policy = consent.Policy(plan.campaign_id, plan.channel, plan.purpose, plan.config.require_opt_in,
                                 plan.config.frequency_cap)
         refused = await consent.refusals(session, policy, [consent.Candidate(r.id, r.customer_id, r.address)

@@ -65,6 +65,9 @@ class SendContext:
     # The queue is shared with other workers (arq): batch jobs pull more rows into spare slots.
     share: bool = False
     active: int = 0  # chunks of this process being claimed, sent or recorded
+    # Per campaign, the lowest row id this process pulled: the next pull looks below it (rows
+    # re-queued above it come back through their own batch jobs and the sweeper).
+    pulled_below: dict[int, int] = field(default_factory=dict)
     waiting: int = 0  # batches of this process waiting for a slot
 
 
@@ -158,9 +161,12 @@ async def _send_all(sc: SendContext, plan: SendPlan, items: list[Item], tally: T
 async def _one_chunk(sc: SendContext, plan: SendPlan, chunk: Sequence[int] | None, tally: Tally,
                      now: datetime) -> bool:
     """Claim, send and record one chunk; False once the campaign is no longer running."""
-    prepared = await claim_and_prepare(sc.factory, sc.settings, plan, chunk, now, sc.worker)
+    below = sc.pulled_below.get(plan.campaign_id) if chunk is None else None
+    prepared = await claim_and_prepare(sc.factory, sc.settings, plan, chunk, now, sc.worker, below)
     if prepared is None:
         return False
+    if chunk is None and prepared.lowest is not None:
+        sc.pulled_below[plan.campaign_id] = min(prepared.lowest, below or prepared.lowest)
     tally.claimed += prepared.claimed
     tally.skipped += prepared.skipped
     tally.failed += prepared.failed

@@ -36,8 +36,8 @@ async def test_an_idle_worker_pulls_rows_another_holds_and_each_goes_once(
         sc, batches = context(rt), KeptBatches()
         await scheduler.tick(replace(sc, queue=batches))  # type: ignore[arg-type]
         # Two workers on one queue: the first was handed every batch and has no slot free, the second none.
-        busy = replace(sc, queue=batches, share=True, worker="busy:1", slots=asyncio.Semaphore(2))
-        idle = replace(sc, queue=batches, share=True, worker="idle:2", slots=asyncio.Semaphore(2))
+        busy = replace(sc, queue=batches, share=True, worker="busy:1", slots=asyncio.Semaphore(2), pulled_below={})
+        idle = replace(sc, queue=batches, share=True, worker="idle:2", slots=asyncio.Semaphore(2), pulled_below={})
         for _ in range(2):
             await busy.slots.acquire()
         held = sorted(batches.ids)
@@ -56,3 +56,5 @@ async def test_an_idle_worker_pulls_rows_another_holds_and_each_goes_once(
     assert Counter(Counter(rcpt for e in sink.sink.envelopes for rcpt in e.rcpt_tos).values()) == {1: RECIPIENTS}
     # The idle worker sent the rows it was never handed; the batches found them taken when they ran.
     assert (pulled.claimed, pulled.sent, [t.claimed for t in late]) == (RECIPIENTS, RECIPIENTS, [0] * len(late))
+    # Each pull looked only below the rows pulled before it, down to the campaign's first row.
+    assert idle.pulled_below == {campaign_id: held[0]} and busy.pulled_below == {}
