@@ -97,6 +97,20 @@ async def refusals(session: AsyncSession, policy: Policy, rows: Sequence[Candida
     return why
 
 
+def _record_change(session: AsyncSession, recipient: CampaignRecipient, *, granted: bool, source: str,
+                   detail: str | None, summary: str, now: datetime) -> None:
+    """The consent ledger row of a marketing consent change, audited and put on the customer's timeline."""
+    session.add(Consent(customer_id=recipient.customer_id, channel=recipient.channel, purpose="marketing",
+                        granted=granted, source=source, detail=detail, at=now))
+    facts = {"channel": recipient.channel, "purpose": "marketing", "granted": granted, "source": source,
+             "campaign_id": recipient.campaign_id, "recipient_id": recipient.id}
+    session.add(AuditEvent(actor=f"customer:{recipient.customer_id}",
+                           action="consent.granted" if granted else "consent.withdrawn", entity="customer",
+                           entity_id=recipient.customer_id, data={**facts, "detail": detail}, at=now))
+    session.add(TimelineEntry(customer_id=recipient.customer_id, kind="consent", channel=recipient.channel,
+                              summary=summary, data=facts, occurred_at=now))
+
+
 async def unsubscribe(session: AsyncSession, recipient: CampaignRecipient, *, source: str,
                       detail: str | None = None) -> bool:
     """Withdraw marketing consent on the recipient's channel and suppress the address for marketing.
@@ -108,18 +122,11 @@ async def unsubscribe(session: AsyncSession, recipient: CampaignRecipient, *, so
         return False
     now = utcnow()
     assert recipient.id is not None
-    session.add(Consent(customer_id=recipient.customer_id, channel=recipient.channel, purpose="marketing",
-                        granted=False, source=source, detail=detail, at=now))
+    _record_change(session, recipient, granted=False, source=source, detail=detail, now=now,
+                   summary=f"Unsubscribed from {recipient.channel} marketing ({source})")
     session.add(CampaignEvent(campaign_id=recipient.campaign_id, recipient_id=recipient.id, variant=recipient.variant,
                               kind="unsubscribed", detail=source, at=now))
     await suppress(session, recipient.channel, recipient.address, reason=UNSUBSCRIBED, detail=source)
-    facts = {"channel": recipient.channel, "purpose": "marketing", "granted": False, "source": source,
-             "campaign_id": recipient.campaign_id, "recipient_id": recipient.id}
-    session.add(AuditEvent(actor=f"customer:{recipient.customer_id}", action="consent.withdrawn", entity="customer",
-                           entity_id=recipient.customer_id, data={**facts, "detail": detail}, at=now))
-    session.add(TimelineEntry(customer_id=recipient.customer_id, kind="consent", channel=recipient.channel,
-                              summary=f"Unsubscribed from {recipient.channel} marketing ({source})", data=facts,
-                              occurred_at=now))
     await session.flush()
     return True
 
@@ -133,19 +140,11 @@ async def resubscribe(session: AsyncSession, recipient: CampaignRecipient, *, so
     current = await latest_consent(session, [recipient.customer_id], recipient.channel, "marketing")
     if current.get(recipient.customer_id) is not False:
         return False
-    now = utcnow()
-    session.add(Consent(customer_id=recipient.customer_id, channel=recipient.channel, purpose="marketing",
-                        granted=True, source=source, detail=detail, at=now))
+    _record_change(session, recipient, granted=True, source=source, detail=detail, now=utcnow(),
+                   summary=f"Subscribed again to {recipient.channel} marketing ({source})")
     await session.execute(delete(Suppression).where(
         col(Suppression.channel) == recipient.channel, col(Suppression.address) == recipient.address,
         col(Suppression.reason) == UNSUBSCRIBED))
-    facts = {"channel": recipient.channel, "purpose": "marketing", "granted": True, "source": source,
-             "campaign_id": recipient.campaign_id, "recipient_id": recipient.id}
-    session.add(AuditEvent(actor=f"customer:{recipient.customer_id}", action="consent.granted", entity="customer",
-                           entity_id=recipient.customer_id, data={**facts, "detail": detail}, at=now))
-    session.add(TimelineEntry(customer_id=recipient.customer_id, kind="consent", channel=recipient.channel,
-                              summary=f"Subscribed again to {recipient.channel} marketing ({source})", data=facts,
-                              occurred_at=now))
     await session.flush()
     return True
 

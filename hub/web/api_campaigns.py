@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import html
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -261,15 +262,23 @@ async def unsubscribe_page(request: web.Request) -> web.Response:
         f"<form method=\"post\" action=\"/u/{token}\"><button type=\"submit\">Unsubscribe me</button></form>"))
 
 
-async def unsubscribe(request: web.Request) -> web.Response:
-    """POST (RFC 8058 one-click, or the confirm form): withdraw marketing consent at once."""
+# campaign_consent.unsubscribe or .resubscribe: (session, recipient, *, source, detail) -> changed
+ConsentChange = Callable[..., Awaitable[bool]]
+
+
+async def _change_consent(request: web.Request, change: ConsentChange, source: str) -> None:
+    """Apply a consent change to the recipient the signed unsubscribe link names; 404 for a bad link."""
     rid, rt = await _recipient_for(request, "unsub")
     async with rt.factory() as session, session.begin():
         recipient = await session.get(CampaignRecipient, rid)
         if recipient is None:
             raise web.HTTPNotFound(text="This link is not valid.")
-        await campaign_consent.unsubscribe(session, recipient, source="unsubscribe_link",
-                                           detail=request.headers.get("User-Agent", "")[:200] or None)
+        await change(session, recipient, source=source, detail=request.headers.get("User-Agent", "")[:200] or None)
+
+
+async def unsubscribe(request: web.Request) -> web.Response:
+    """POST (RFC 8058 one-click, or the confirm form): withdraw marketing consent at once."""
+    await _change_consent(request, campaign_consent.unsubscribe, "unsubscribe_link")
     token = html.escape(request.match_info["token"])
     return web.Response(content_type="text/html", text=(
         "<!doctype html><title>Unsubscribed</title><h1>You are unsubscribed.</h1>"
@@ -279,13 +288,7 @@ async def unsubscribe(request: web.Request) -> web.Response:
 
 async def resubscribe(request: web.Request) -> web.Response:
     """POST from the unsubscribed page: consent again, with the same signed link (never by GET)."""
-    rid, rt = await _recipient_for(request, "unsub")
-    async with rt.factory() as session, session.begin():
-        recipient = await session.get(CampaignRecipient, rid)
-        if recipient is None:
-            raise web.HTTPNotFound(text="This link is not valid.")
-        await campaign_consent.resubscribe(session, recipient, source="resubscribe_link",
-                                           detail=request.headers.get("User-Agent", "")[:200] or None)
+    await _change_consent(request, campaign_consent.resubscribe, "resubscribe_link")
     return web.Response(content_type="text/html", text="<!doctype html><title>Subscribed</title>"
                                                        "<h1>You are subscribed again.</h1>")
 
