@@ -168,7 +168,7 @@ async def test_agents_work_a_conversation_together_live(served: Served) -> None:
         await marco.locator("#reply-body").fill("Gentile Giulia, il tecnico arriva alle 10.")
         await marco.locator("#send-reply").click()
         await expect(marco.locator("#timeline")).to_contain_text("il tecnico arriva alle 10")
-        await wait_until(lambda: _received(served.sink), 30, "the reply at the SMTP sink")
+        await wait_until(lambda: _received(served.sink), 30, "the reply at the SMTP sink", every=0.1)
         assert served.sink.envelopes[0].rcpt_tos == ["giulia@example.com"]
         assert b"il tecnico arriva alle 10" in served.sink.envelopes[0].content
 
@@ -180,10 +180,10 @@ async def test_agents_work_a_conversation_together_live(served: Served) -> None:
         await expect(marco.locator(".entry.note")).to_contain_text("@sara please check room 312")
         await marco.locator("select[name=agent_id]").select_option(label="Sara")
         await marco.locator("form.assign button").click()
-        await wait_until(lambda: _assigned_to(rt, cid, "sara@hotel.test"), 30, "the assignment")
+        await wait_until(lambda: _assigned_to(rt, cid, "sara@hotel.test"), 30, "the assignment", every=0.1)
         await marco.locator("#note-body").blur()
         await marco.keyboard.press("e")
-        await wait_until(lambda: _status(rt, cid, "resolved"), 30, "the resolved status")
+        await wait_until(lambda: _status(rt, cid, "resolved"), 30, "the resolved status", every=0.1)
         await expect(marco.locator(".conv-head .status")).to_have_text("Resolved")
         await expect(sara.locator("#timeline")).to_contain_text("@sara please check room 312")  # live, no reload
 

@@ -110,9 +110,25 @@
     for (const part of ["conv-head", "timeline", "customer", "presence"]) {
       const fresh = doc.getElementById(part);
       const current = document.getElementById(part);
-      if (fresh && current) current.replaceWith(fresh);
+      if (fresh && current) {
+        keepEdits(current, fresh);
+        current.replaceWith(fresh);
+      }
     }
     scrollTimeline();
+  }
+
+  // A live refresh must not undo what the agent is choosing (an assignee picked, not yet submitted).
+  function keepEdits(current, fresh) {
+    for (const field of current.querySelectorAll("form[data-api] [name]")) {
+      const edited = field.tagName === "SELECT"
+        ? [...field.options].some((o) => o.selected !== o.defaultSelected)
+        : "defaultValue" in field && field.value !== field.defaultValue;
+      if (!edited) continue;
+      const api = CSS.escape(field.closest("form").dataset.api);
+      const twin = fresh.querySelector(`form[data-api="${api}"] [name="${CSS.escape(field.name)}"]`);
+      if (twin) twin.value = field.value;
+    }
   }
 
   function scrollTimeline() {
