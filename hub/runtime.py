@@ -100,6 +100,7 @@ async def build(settings: Settings, *, use_redis: bool | None = None, migrate_sc
         stuck_after=timedelta(seconds=settings.outbox_stuck_seconds),
     )
     jobs.handlers[replies.SEND_MESSAGE] = delivery.send_message
+    jobs.batch_runners[replies.SEND_MESSAGE] = delivery.send_messages  # batched channels (email)
     redis = None
     if use_redis if use_redis is not None else settings.redis_url is not None:
         assert settings.redis_url, "HUB_REDIS_URL is needed for the arq queue"

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from sqlalchemy import String, bindparam, func, literal_column, or_
 from sqlalchemy import select as core_select
@@ -13,10 +14,22 @@ from sqlmodel import col, select
 
 from hub.core.envelopes import Address, AddressKind, Channel, DeliveryState, DeliveryUpdate, Outbound, SendResult
 from hub.core.events import DELIVERY_UPDATED, Event, EventHandler, publish
-from hub.core.jobs import FINISHED, JobContext, PermanentError, TransientError, batch_scope, finish_in
+from hub.core.jobs import (
+    FINISHED,
+    Attempt,
+    JobContext,
+    PermanentError,
+    Sender,
+    TransientError,
+    batch_scope,
+    finish_in,
+    in_lanes,
+)
 from hub.store.bulk import DriverStatement
 from hub.store.models import Conversation, Message, OutboxItem, Suppression, table
 from hub.store.types import utcnow
+
+log = logging.getLogger(__name__)
 
 # Progress order of the non-terminal states. UNDELIVERED sits below DELIVERED on purpose: a late
 # `sent` never undoes `undelivered`, but `delivered`/`read` do, because a handset receipt is proof
@@ -102,19 +115,23 @@ _PENDING = (
 
 
 async def _load(ctx: JobContext, message_id: int) -> _Pending:
-    if (scope := batch_scope()) is not None:  # one query for the whole batch
-        loaded = await scope.shared("delivery.load", lambda items: _load_many(ctx, items), in_turn=True)
-    else:
-        loaded = await _fetch(ctx, {message_id})
+    loaded = await _load_shared(ctx) if batch_scope() is not None else await _fetch(ctx, {message_id})
     found = loaded.get(message_id)
     if found is None:
         raise PermanentError(f"message {message_id} no longer exists")
     return found
 
 
+async def _load_shared(ctx: JobContext) -> dict[int, _Pending]:
+    """The messages of the calling batch's send_message items, by message id: one query per batch."""
+    scope = batch_scope()
+    assert scope is not None, "only inside a batch"
+    return await scope.shared("delivery.load", lambda items: _load_many(ctx, items), in_turn=True)
+
+
 async def _load_many(ctx: JobContext, items: list[OutboxItem]) -> dict[int, _Pending]:
     """The messages of a batch of send_message items, by message id."""
-    return await _fetch(ctx, {int(v) for item in items if str(v := item.payload.get("message_id", "")).isdigit()})
+    return await _fetch(ctx, {mid for item in items if (mid := _message_id(item)) is not None})
 
 
 async def _fetch(ctx: JobContext, ids: set[int]) -> dict[int, _Pending]:
@@ -178,15 +195,89 @@ async def send_message(ctx: JobContext, item: OutboxItem) -> dict[str, Any]:
     channel = pending.outbound.channel.value
     sender = ctx.senders.get(channel)
     if sender is None:
-        raise TransientError(f"no sender configured for channel {channel}", retry_after=60)
-    result = await sender.send(pending.outbound)
+        raise _no_sender(channel)
+    attempt = await _recorded(ctx, item, message_id, await sender.send(pending.outbound))
+    if attempt.error is not None:
+        raise attempt.error
+    return attempt.result
+
+
+_NO_SENDER_RETRY = 60.0  # seconds: a channel configured later (settings reload) picks its messages up
+
+
+def _no_sender(channel: str) -> TransientError:
+    return TransientError(f"no sender configured for channel {channel}", retry_after=_NO_SENDER_RETRY)
+
+
+async def _recorded(ctx: JobContext, item: OutboxItem, message_id: int, result: SendResult) -> Attempt:
+    """Record a send result on the message; the item's outcome: done, failed (5xx...) or retry."""
     if result.ok:
         finished = await _mark(ctx, message_id, DeliveryState.SENT, result, done=item)
-        return {FINISHED: True} if finished else {"provider_id": result.provider_id, "detail": result.detail}
+        return Attempt(item, "done", result={FINISHED: True} if finished
+                       else {"provider_id": result.provider_id, "detail": result.detail})
     if result.permanent:
         await _mark(ctx, message_id, DeliveryState.FAILED, result)
-        raise PermanentError(f"{result.code or ''} {result.detail}".strip())
-    raise TransientError(result.detail or "transient send failure", retry_after=result.retry_after)
+        return Attempt(item, "failed", error=PermanentError(f"{result.code or ''} {result.detail}".strip()))
+    error = TransientError(result.detail or "transient send failure", retry_after=result.retry_after)
+    return Attempt(item, "retry", error=error, delay=result.retry_after)
+
+
+@runtime_checkable
+class BatchSender(Protocol):
+    """A Sender that can send a list at once (SMTP: each pooled connection takes a run of them)."""
+
+    async def send_many(self, items: Sequence[Outbound]) -> list[SendResult]: ...
+
+
+async def send_messages(ctx: JobContext, items: list[OutboxItem]) -> list[Attempt]:
+    """Batch runner for `send_message`: one load, each channel's messages sent together, marks deferred.
+
+    Same outcomes as `send_message` per item, without a handler call, a load lookup and a pool
+    checkout per message; the marks are written with the batch's outcomes (one transaction).
+    """
+    loaded = await _load_shared(ctx)
+    attempts: dict[int, Attempt] = {}
+    by_channel: dict[str, list[tuple[OutboxItem, int, Outbound]]] = {}
+    for index, item in enumerate(items):
+        message_id = _message_id(item)
+        pending = loaded.get(message_id) if message_id is not None else None
+        if pending is None:
+            attempts[index] = Attempt(item, "failed", error=PermanentError(f"message {message_id} no longer exists"))
+        elif pending.delivery_status in _DONE_VALUES:
+            attempts[index] = Attempt(item, "done", result={"skipped": pending.delivery_status})
+        else:
+            by_channel.setdefault(pending.outbound.channel.value, []).append((item, index, pending.outbound))
+    for channel, sends in by_channel.items():
+        sender = ctx.senders.get(channel)
+        if sender is None:
+            for item, index, _ in sends:
+                attempts[index] = Attempt(item, "retry", error=_no_sender(channel), delay=_NO_SENDER_RETRY)
+            continue
+        results = await _send_all(ctx, sender, [outbound for _, _, outbound in sends])
+        for (item, index, outbound), result in zip(sends, results, strict=True):
+            attempts[index] = (Attempt(item, "retry", error=result) if isinstance(result, Exception)
+                               else await _recorded(ctx, item, outbound.message_id, result))
+    return [attempts[index] for index in range(len(items))]
+
+
+async def _send_all(ctx: JobContext, sender: Sender, outbounds: list[Outbound]) -> Sequence[SendResult | Exception]:
+    """The results in order: send_many when the sender has it, else sends batch_concurrency at a time."""
+    if isinstance(sender, BatchSender):
+        return await sender.send_many(outbounds)
+    return await in_lanes(ctx.batch_concurrency, outbounds, lambda outbound: _send_guarded(sender, outbound))
+
+
+async def _send_guarded(sender: Sender, outbound: Outbound) -> SendResult | Exception:
+    try:
+        return await sender.send(outbound)
+    except Exception as exc:  # one catch point per message, as for a handler: retried, then shunted
+        log.exception("sending message %s crashed", outbound.message_id)
+        return exc
+
+
+def _message_id(item: OutboxItem) -> int | None:
+    value = str(item.payload.get("message_id", ""))
+    return int(value) if value.isdigit() else None
 
 
 async def apply_update(

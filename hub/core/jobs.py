@@ -7,8 +7,10 @@ Items of a kind in `JobContext.batch_kinds`, or of a kind and payload channel in
 (email sends), run in batches: the job of one item claims it and up to `batch_size - 1` more due
 items like it (same kind, same channel) in one conditional UPDATE, runs their handlers
 concurrently (a `BatchScope` lets them share one load and defer their writes), then records every
-outcome and the deferred writes in one transaction. The jobs of the items claimed ahead are then
-no-ops: skipped from memory in this process, by the claim elsewhere.
+outcome and the deferred writes in one transaction. A kind with a `batch_runners` entry (email
+sends) hands the whole batch to it instead: one load, one `send_many`, one outcome per item. The
+jobs of the items claimed ahead are then no-ops: skipped from memory in this process, by the
+claim elsewhere.
 """
 
 from __future__ import annotations
@@ -59,7 +61,10 @@ class Sender(Protocol):
 
 
 Handler = Callable[["JobContext", OutboxItem], Awaitable[dict[str, Any]]]
+# Runs a whole claimed batch of one kind at once (one load, one send_many), one Attempt per item in order.
+BatchRunner = Callable[["JobContext", list[OutboxItem]], Awaitable[list["Attempt"]]]
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 @dataclass
@@ -70,6 +75,8 @@ class JobContext:
     queue: JobQueue
     blobs: BlobStore
     handlers: dict[str, Handler] = field(default_factory=dict)
+    # kind -> a runner for a whole batch of its items, used instead of one handler call per item.
+    batch_runners: dict[str, BatchRunner] = field(default_factory=dict)
     senders: Mapping[str, Sender] = field(default_factory=dict)
     extras: dict[str, Any] = field(default_factory=dict)
     stuck_after: timedelta = timedelta(minutes=5)
@@ -322,7 +329,7 @@ def _remember_ahead(ctx: JobContext, items: list[OutboxItem]) -> None:
 
 
 @dataclass(slots=True)
-class _Attempt:
+class Attempt:
     """How one item of a batch ended: done (with its result), failed, retry, or dead."""
 
     item: OutboxItem
@@ -332,39 +339,60 @@ class _Attempt:
     delay: float | None = None
 
 
-async def _attempt(ctx: JobContext, item: OutboxItem) -> _Attempt:
+async def _attempt(ctx: JobContext, item: OutboxItem) -> Attempt:
     """Run one item's handler; every exception becomes an outcome (one catch point per item)."""
     handler = ctx.handlers.get(item.kind)
     if handler is None:
-        return _Attempt(item, "dead", error=LookupError(f"no handler for outbox kind {item.kind!r}"))
+        return Attempt(item, "dead", error=LookupError(f"no handler for outbox kind {item.kind!r}"))
     try:
         result = await handler(ctx, item)
     except TransientError as exc:
-        return _Attempt(item, "retry", error=exc, delay=exc.retry_after)
+        return Attempt(item, "retry", error=exc, delay=exc.retry_after)
     except PermanentError as exc:
-        return _Attempt(item, "failed", error=exc)
+        return Attempt(item, "failed", error=exc)
     except Exception as exc:  # an unexpected crash is retried, then shunted
         log.exception("outbox item %s (%s) crashed", item.id, item.kind)
-        return _Attempt(item, "retry", error=exc)
-    return _Attempt(item, "done", result=result)
+        return Attempt(item, "retry", error=exc)
+    return Attempt(item, "done", result=result)
 
 
 async def run_batch(ctx: JobContext, items: list[OutboxItem]) -> dict[int, str]:
     """Run claimed items of one kind concurrently and record all outcomes in one transaction."""
     scope = BatchScope(items, ctx.db_turn)
-    attempts: list[_Attempt | None] = [None] * len(items)
-    todo = iter(range(len(items)))
-
-    async def lane() -> None:  # batch_concurrency lanes take the items in turn
-        for index in todo:
-            attempts[index] = await _attempt(ctx, items[index])
-
     token = _BATCH.set(scope)  # the lanes' tasks copy the context, and with it the scope
     try:
-        await asyncio.gather(*(lane() for _ in range(max(1, min(ctx.batch_concurrency, len(items))))))
+        runner = ctx.batch_runners.get(items[0].kind)
+        attempts = await (_run_whole(ctx, runner, items) if runner else _run_in_lanes(ctx, items))
     finally:
         _BATCH.reset(token)
-    return await _record(ctx, scope, [a for a in attempts if a is not None])
+    return await _record(ctx, scope, attempts)
+
+
+async def _run_in_lanes(ctx: JobContext, items: list[OutboxItem]) -> list[Attempt]:
+    """Each item's handler, batch_concurrency at a time."""
+    return await in_lanes(ctx.batch_concurrency, items, lambda item: _attempt(ctx, item))
+
+
+async def in_lanes(lanes: int, items: Sequence[T], run: Callable[[T], Awaitable[R]]) -> list[R]:
+    """`run(item)` for every item, at most `lanes` at once, taken in order; the results in item order."""
+    results: list[R | None] = [None] * len(items)
+    todo = iter(range(len(items)))
+
+    async def lane() -> None:  # the lanes take the items in turn
+        for index in todo:
+            results[index] = await run(items[index])
+
+    await asyncio.gather(*(lane() for _ in range(max(1, min(lanes, len(items))))))
+    return [r for r in results if r is not None]
+
+
+async def _run_whole(ctx: JobContext, runner: BatchRunner, items: list[OutboxItem]) -> list[Attempt]:
+    """The kind's batch runner; if it crashes, every item of the batch is retried (then shunted)."""
+    try:
+        return await runner(ctx, items)
+    except Exception as exc:  # one catch point for the batch, as _attempt is for one item
+        log.exception("outbox batch of %d %s items crashed", len(items), items[0].kind)
+        return [Attempt(item, "retry", error=exc) for item in items]
 
 
 # The batch's new item states in one driver-level executemany (hub.store.bulk): values are
@@ -380,7 +408,7 @@ _FINISH_MANY = DriverStatement(
 _Finish = tuple[int, str, dict[str, Any], str | None, datetime]
 
 
-def _settle(attempt: _Attempt, now: datetime) -> tuple[str, _Finish, float | None]:
+def _settle(attempt: Attempt, now: datetime) -> tuple[str, _Finish, float | None]:
     """(final outcome, row values, retry delay) of one attempt; a retry past max_attempts is dead."""
     item, error = attempt.item, attempt.error
     assert item.id is not None
@@ -395,7 +423,7 @@ def _settle(attempt: _Attempt, now: datetime) -> tuple[str, _Finish, float | Non
     return "dead", (item.id, "dead", item.result, message, item.available_at), None
 
 
-def _dead_letter(attempt: _Attempt) -> QuarantineItem:
+def _dead_letter(attempt: Attempt) -> QuarantineItem:
     item, exc = attempt.item, attempt.error
     assert exc is not None
     return QuarantineItem(
@@ -404,7 +432,7 @@ def _dead_letter(attempt: _Attempt) -> QuarantineItem:
     )
 
 
-async def _record(ctx: JobContext, scope: BatchScope, attempts: list[_Attempt]) -> dict[int, str]:
+async def _record(ctx: JobContext, scope: BatchScope, attempts: list[Attempt]) -> dict[int, str]:
     """One transaction: the handlers' deferred writes, every item's new state, the dead letters; then retries."""
     now = utcnow()
     outcomes: dict[int, str] = {}

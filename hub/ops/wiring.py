@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import event as sa_event
@@ -22,9 +22,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from hub import runtime as hub_runtime
+from hub.core.delivery import BatchSender
 from hub.core.envelopes import Outbound, SendResult
 from hub.core.events import MESSAGE_RECEIVED, Event, handles
-from hub.core.jobs import Handler, JobContext, Sender
+from hub.core.jobs import Attempt, BatchRunner, Handler, JobContext, Sender
 from hub.ops import metrics
 from hub.ops.context import STARTED_AT, TRACE_KEY, current_trace_id, traced
 from hub.ops.jobs import add_background
@@ -86,6 +87,13 @@ def _finished(kind: str, item: OutboxItem, outcome: str, started: float) -> None
              extra={"job": kind, "outbox_id": item.id, "outcome": outcome, "seconds": round(seconds, 4)})
 
 
+def _log_finished(kind: str, item: OutboxItem, outcome: str, seconds: float) -> None:
+    trace_id = item.payload.get(TRACE_KEY)
+    with traced(trace_id if isinstance(trace_id, str) else None, item.created_at.timestamp()):
+        log.info("outbox job %s %s: %s", kind, item.id, outcome,
+                 extra={"job": kind, "outbox_id": item.id, "outcome": outcome, "seconds": round(seconds, 4)})
+
+
 def timed_handler(kind: str, handler: Handler) -> Handler:
     """The handler, run under its row's trace id, timed and with failures counted by exception class."""
 
@@ -102,6 +110,27 @@ def timed_handler(kind: str, handler: Handler) -> Handler:
             _finished(kind, item, "ok", started)
             return result
 
+    return run
+
+
+def timed_batch_runner(kind: str, runner: BatchRunner) -> BatchRunner:
+    """The batch runner, timed: each item gets an equal share of the batch's time and its log line."""
+
+    async def run(ctx: JobContext, items: list[OutboxItem]) -> list[Attempt]:
+        started = time.perf_counter()
+        attempts = await runner(ctx, items)
+        share = (time.perf_counter() - started) / max(1, len(attempts))
+        logs = log.isEnabledFor(logging.INFO)
+        for attempt in attempts:
+            outcome = "ok" if attempt.error is None else "error"
+            if attempt.error is not None:
+                metrics.JOB_FAILURES.labels(kind, type(attempt.error).__name__).inc()
+            _job_seconds(kind, outcome).observe(share)
+            if logs:  # under the row's trace id, as a single job's line is
+                _log_finished(kind, attempt.item, outcome, share)
+        return attempts
+
+    run.timed = True  # type: ignore[attr-defined]
     return run
 
 
@@ -122,6 +151,10 @@ class TimedHandlers(dict[str, Handler]):
         return timed
 
 
+def _send_outcome(result: SendResult) -> str:
+    return "ok" if result.ok else ("permanent" if result.permanent else "failed")
+
+
 class TimedSender:
     """A channel sender whose every call is timed by outcome (ok, failed, permanent, error)."""
 
@@ -133,7 +166,7 @@ class TimedSender:
         outcome = "error"
         try:
             result = await self.inner.send(item)
-            outcome = "ok" if result.ok else ("permanent" if result.permanent else "failed")
+            outcome = _send_outcome(result)
             return result
         finally:
             _send_seconds(self.channel, outcome).observe(time.perf_counter() - started)
@@ -143,8 +176,32 @@ class TimedSender:
         return getattr(self.inner, name)
 
 
+class TimedBatchSender(TimedSender):
+    """A TimedSender for a sender with send_many: each message gets an equal share of the call's time."""
+
+    async def send_many(self, items: Sequence[Outbound]) -> list[SendResult]:
+        inner = self.inner
+        assert isinstance(inner, BatchSender)
+        started = time.perf_counter()
+        try:
+            results = await inner.send_many(items)
+        except Exception:
+            _send_seconds(self.channel, "error").observe(time.perf_counter() - started)
+            raise
+        share = (time.perf_counter() - started) / max(1, len(results))
+        for result in results:
+            _send_seconds(self.channel, _send_outcome(result)).observe(share)
+        return results
+
+
+def _timed(channel: str, sender: Sender) -> Sender:
+    if isinstance(sender, TimedSender):
+        return sender
+    return TimedBatchSender(channel, sender) if isinstance(sender, BatchSender) else TimedSender(channel, sender)
+
+
 def _timed_senders(senders: Mapping[str, Sender]) -> dict[str, Sender]:
-    return {channel: s if isinstance(s, TimedSender) else TimedSender(channel, s) for channel, s in senders.items()}
+    return {channel: _timed(channel, s) for channel, s in senders.items()}
 
 
 @hub_runtime.plugin
@@ -155,4 +212,6 @@ def wire_ops(runtime: hub_runtime.Runtime) -> None:
     if not isinstance(runtime.jobs.handlers, TimedHandlers):
         runtime.jobs.handlers = TimedHandlers(runtime.jobs.handlers)
     runtime.jobs.senders = _timed_senders(runtime.jobs.senders)
+    runtime.jobs.batch_runners = {kind: runner if getattr(runner, "timed", False) else timed_batch_runner(kind, runner)
+                                  for kind, runner in runtime.jobs.batch_runners.items()}
     add_background(runtime)

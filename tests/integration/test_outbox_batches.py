@@ -155,3 +155,43 @@ async def test_items_of_channels_that_do_not_batch_run_one_by_one(runtime: hub_r
     assert sender.sent == [made[0][0]]
     _, items = await _rows(runtime)
     assert items[made[0][1]].payload["channel"] == "sms" and items[made[1][1]].status == "queued"
+
+
+class ManySender(ScriptedSender):
+    """A ScriptedSender with send_many (as SMTP has): the batch goes to it in one call, or it crashes."""
+
+    def __init__(self, rt: hub_runtime.Runtime) -> None:
+        super().__init__(rt)
+        self.calls: list[int] = []
+
+    async def send_many(self, items: list[Outbound]) -> list[SendResult]:
+        self.calls.append(len(items))
+        if any(item.body_text.startswith("crash") for item in items):
+            raise RuntimeError("sender lost its mind")
+        return [await self.send(item) for item in items]
+
+
+async def test_a_sender_with_send_many_gets_the_whole_batch_in_one_call(runtime: hub_runtime.Runtime) -> None:
+    runtime.jobs.batch_channels = {"send_message": {"sms"}}
+    sender = ManySender(runtime)
+    runtime.jobs.senders = {"sms": sender}
+    made = await _replies(runtime, ["ok-a", "perm-a", "later-a", "ok-b"])
+    assert await run_outbox_item(runtime.jobs, made[0][1]) == "done"
+    assert sender.calls == [4]
+    messages, items = await _rows(runtime)
+    assert [items[i].status for _, i in made] == ["done", "failed", "queued", "done"]
+    assert [messages[m].delivery_status for m, _ in made] == ["sent", "failed", "queued", "sent"]
+
+
+async def test_a_batch_sender_that_crashes_leaves_every_item_of_the_batch_for_a_retry(
+    runtime: hub_runtime.Runtime,
+) -> None:
+    runtime.jobs.batch_channels = {"send_message": {"sms"}}
+    sender = ManySender(runtime)
+    runtime.jobs.senders = {"sms": sender}
+    made = await _replies(runtime, ["ok-c", "crash-c"])
+    assert await run_outbox_item(runtime.jobs, made[0][1]) == "retry"
+    messages, items = await _rows(runtime)
+    assert all(items[i].status == "queued" and items[i].last_error == "RuntimeError: sender lost its mind"
+               for _, i in made)
+    assert {messages[m].delivery_status for m, _ in made} == {"queued"} and sender.sent == []

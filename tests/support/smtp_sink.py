@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,12 +14,14 @@ from tests.support.services import free_port
 
 @dataclass
 class Sink:
-    """Records what arrives; `fail[rcpt] = (reply, times)` refuses that recipient `times` times."""
+    """Records what arrives; `fail[rcpt] = (reply, times)` refuses that recipient `times` times;
+    `stall` seconds pass before the reply to each message's data."""
 
     envelopes: list[Any] = field(default_factory=list)
     fail: dict[str, tuple[str, int]] = field(default_factory=dict)
     attempts: dict[str, int] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    stall: float = 0.0
 
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
                           rcpt_options: list[str]) -> str:
@@ -32,6 +35,8 @@ class Sink:
         return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.stall:
+            await asyncio.sleep(self.stall)
         with self.lock:
             self.envelopes.append(envelope)
         return "250 2.0.0 Message accepted for delivery"

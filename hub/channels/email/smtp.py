@@ -13,7 +13,7 @@ import logging
 import re
 import ssl
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
 from email.message import EmailMessage
 from typing import Any
@@ -161,27 +161,46 @@ async def _plain_envelope(client: aiosmtplib.SMTP, sender: str, recipient: str, 
     """MAIL, RCPT and DATA of 7-bit CRLF bytes between two dot-atom addresses; the DATA reply's text.
 
     What `sendmail` does for them (SIZE, RSET after a refusal, the same exceptions) without
-    parsing each address twice per message, which cost a tenth of the sender's CPU.
+    parsing each address twice per message, which cost a tenth of the sender's CPU. No timeout
+    per command: the caller bounds the whole transaction.
     """
     if client.is_ehlo_or_helo_needed:
         try:
-            await client.ehlo()
+            await client.ehlo(timeout=None)
         except aiosmtplib.SMTPHeloError:
-            await client.helo()
+            await client.helo(timeout=None)
     size = [b"SIZE=%d" % len(data)] if client.supports_extension("size") else []
     try:
-        reply = await client.execute_command(b"MAIL", b"FROM:<" + sender.encode("ascii") + b">", *size)
+        reply = await client.execute_command(b"MAIL", b"FROM:<" + sender.encode("ascii") + b">", *size, timeout=None)
         if reply.code != 250:
             raise aiosmtplib.SMTPSenderRefused(reply.code, reply.message, sender)
-        reply = await client.execute_command(b"RCPT", b"TO:<" + recipient.encode("ascii") + b">")
+        reply = await client.execute_command(b"RCPT", b"TO:<" + recipient.encode("ascii") + b">", timeout=None)
         if reply.code not in (250, 251):
             raise aiosmtplib.SMTPRecipientsRefused([aiosmtplib.SMTPRecipientRefused(reply.code, reply.message,
                                                                                      recipient)])
-        return (await client.data(data)).message
+        return (await client.data(data, timeout=None)).message
     except (aiosmtplib.SMTPResponseException, aiosmtplib.SMTPRecipientsRefused):
         with contextlib.suppress(ConnectionError, aiosmtplib.SMTPResponseException):
-            await client.rset()
+            await client.rset(timeout=None)
         raise
+
+
+async def _transact(
+    client: aiosmtplib.SMTP, message: tuple[bytes, str] | EmailMessage, sender: str, recipient: str
+) -> tuple[dict[str, aiosmtplib.SMTPResponse], str]:
+    """MAIL, RCPT, DATA by the cheapest way the message and addresses allow; (refusals, reply text)."""
+    if isinstance(message, EmailMessage):
+        return await client.send_message(message, sender=sender, recipients=[recipient], timeout=None)
+    if plain_address(sender) and plain_address(recipient):
+        return {}, await _plain_envelope(client, sender, recipient, message[0])
+    # Rendered 7-bit bytes with ASCII addresses: no flattening, no SMTPUTF8.
+    return await client.sendmail(sender, [recipient], message[0], timeout=None)
+
+
+UNREACHABLE = "connection"  # SendResult.code when no connection to the server could be made
+
+# What the sender puts on the wire for one message, and that message's Message-ID.
+_Prepared = tuple[tuple[bytes, str] | EmailMessage, str | None]
 
 
 class SmtpSender:
@@ -193,47 +212,78 @@ class SmtpSender:
 
     async def send(self, item: Outbound) -> SendResult:
         """Send one message; the result says sent, retry later, or failed for good."""
+        prepared = self._prepare(item)
+        if isinstance(prepared, SendResult):
+            return prepared
+        for attempt in (1, 2):
+            try:
+                async with self.pool.client() as client:
+                    return await self._transaction(client, prepared, item)
+            except _CONNECTION_ERRORS as exc:
+                if attempt == 2:
+                    log.warning("SMTP %s:%s unreachable: %s", self.config.host, self.config.port, exc)
+                    return SendResult(ok=False, detail=f"connection failed: {exc}", code=UNREACHABLE,
+                                      retry_after=self.config.retry_after)
+        raise AssertionError("unreachable")
+
+    async def send_many(self, items: Sequence[Outbound]) -> list[SendResult]:
+        """Send a list, each pooled connection taking a run of messages; results in order.
+
+        A connection lost mid-run is dropped and its message goes through `send` (a fresh
+        connection, one more try); the lane then takes another connection for the rest. When
+        that fails too, the server is unreachable and the messages not yet tried fail transiently.
+        """
+        results: list[SendResult | None] = [None] * len(items)
+        todo = iter(range(len(items)))
+
+        async def lane() -> None:
+            for first in todo:
+                index = first
+                try:
+                    async with self.pool.client() as client:
+                        results[index] = await self._send_on(client, items[index])
+                        for index in todo:  # the same run goes on over this connection
+                            results[index] = await self._send_on(client, items[index])
+                except _CONNECTION_ERRORS:
+                    results[index] = retried = await self.send(items[index])
+                    if retried.code == UNREACHABLE:  # the server is down: the rest wait for their retry too
+                        for index in todo:  # drains the shared run, which stops every lane
+                            results[index] = retried
+
+        await asyncio.gather(*(lane() for _ in range(max(1, min(self.config.pool_size, len(items))))))
+        return [result for result in results if result is not None]
+
+    async def _send_on(self, client: aiosmtplib.SMTP, item: Outbound) -> SendResult:
+        prepared = self._prepare(item)
+        return prepared if isinstance(prepared, SendResult) else await self._transaction(client, prepared, item)
+
+    def _prepare(self, item: Outbound) -> _Prepared | SendResult:
+        """(what goes on the wire, its Message-ID), or a permanent failure when it cannot be composed."""
         try:
             message = wire(item, self.config.mail_domain)
         except (HeaderInjectionError, ValueError) as exc:
             return SendResult(ok=False, detail=str(exc), permanent=True, code="compose")
         if isinstance(message, EmailMessage):
-            provider_id = (message["Message-ID"] or "").strip().strip("<>") or None
-        else:
-            provider_id = message[1] or None
-        for attempt in (1, 2):
-            try:
-                return await self._transaction(message, item, provider_id)
-            except _CONNECTION_ERRORS as exc:
-                if attempt == 2:
-                    log.warning("SMTP %s:%s unreachable: %s", self.config.host, self.config.port, exc)
-                    return SendResult(ok=False, detail=f"connection failed: {exc}",
-                                      retry_after=self.config.retry_after)
-        raise AssertionError("unreachable")
+            return message, (message["Message-ID"] or "").strip().strip("<>") or None
+        return message, message[1] or None
 
-    async def _transaction(
-        self, message: tuple[bytes, str] | EmailMessage, item: Outbound, provider_id: str | None
-    ) -> SendResult:
-        async with self.pool.client() as client:
-            try:
-                if isinstance(message, EmailMessage):
-                    errors, reply = await client.send_message(
-                        message, sender=item.sender.value, recipients=[item.recipient.value]
-                    )
-                elif plain_address(item.sender.value) and plain_address(item.recipient.value):
-                    errors, reply = {}, await _plain_envelope(client, item.sender.value, item.recipient.value,
-                                                              message[0])
-                else:  # rendered 7-bit bytes with ASCII addresses: no flattening, no SMTPUTF8
-                    errors, reply = await client.sendmail(item.sender.value, [item.recipient.value], message[0])
-            except aiosmtplib.SMTPRecipientsRefused as exc:
-                refused = exc.recipients[0]
-                return _failure(refused.code, refused.message, self.config.retry_after)
-            except aiosmtplib.SMTPServerDisconnected:
-                raise
-            except aiosmtplib.SMTPResponseException as exc:
-                if exc.code == 421:  # RFC 5321 4.2.2: the server is closing the channel; reconnect later
-                    raise aiosmtplib.SMTPServerDisconnected(exc.message) from exc
-                return _failure(exc.code, exc.message, self.config.retry_after)
+    async def _transaction(self, client: aiosmtplib.SMTP, prepared: _Prepared, item: Outbound) -> SendResult:
+        """One SMTP transaction on a pooled client; refusals come back as results, lost connections raise."""
+        message, provider_id = prepared
+        try:
+            # One deadline for the transaction, not one timer per command (four per message): on
+            # expiry the client is closed by the pool and the message retried on a fresh connection.
+            async with asyncio.timeout(self.config.timeout):
+                errors, reply = await _transact(client, message, item.sender.value, item.recipient.value)
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            refused = exc.recipients[0]
+            return _failure(refused.code, refused.message, self.config.retry_after)
+        except aiosmtplib.SMTPServerDisconnected:
+            raise
+        except aiosmtplib.SMTPResponseException as exc:
+            if exc.code == 421:  # RFC 5321 4.2.2: the server is closing the channel; reconnect later
+                raise aiosmtplib.SMTPServerDisconnected(exc.message) from exc
+            return _failure(exc.code, exc.message, self.config.retry_after)
         if errors:  # one recipient only, so a partial refusal cannot happen; kept for safety
             code, text = next(iter(errors.values()))
             return _failure(code, text, self.config.retry_after)

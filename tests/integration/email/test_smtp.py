@@ -24,6 +24,7 @@ from hub.store.models import Conversation, Message, OutboxItem, Suppression
 from tests.conftest import make_agent
 from tests.integration.email.conftest import HOTEL, mailbox
 from tests.support.dovecot import Dovecot
+from tests.support.services import free_port
 from tests.support.smtp_sink import SmtpSink
 from tests.support.waiting import wait_until
 
@@ -198,5 +199,67 @@ async def test_a_refused_recipient_leaves_the_pooled_connection_usable(smtp: Smt
         envelope = smtp.sink.envelopes[0]
         assert envelope.rcpt_tos == [GUEST] and envelope.mail_from == HOTEL
         assert f"SIZE={len(envelope.original_content)}" in envelope.mail_options
+    finally:
+        await sender.aclose()
+
+
+async def test_send_many_runs_messages_over_the_pooled_connections_with_results_in_order(smtp: SmtpSink) -> None:
+    smtp.sink.fail["nobody@example.com"] = ("550 5.1.1 No such user", 1)
+    sender = SmtpSender(SmtpConfig(host="127.0.0.1", port=smtp.port, pool_size=3, mail_domain="hub.test"))
+    items = [_outbound(n) for n in range(30)]
+    items[7] = _outbound(7, to="nobody@example.com")
+    items[12] = _outbound(12, subject="Hi\r\nBcc: everyone@example.com")
+    try:
+        results = await sender.send_many(items)
+    finally:
+        await sender.aclose()
+    assert [r.provider_id for r in results if r.ok] == [f"out{n}@hub.test" for n in range(30) if n not in (7, 12)]
+    assert (results[7].ok, results[7].permanent, results[7].code) == (False, True, "550")
+    assert (results[12].ok, results[12].permanent, results[12].code) == (False, True, "compose")
+    assert sender.pool.connects <= 3
+    delivered = sorted(int(e.original_content.split(b"Message ")[-1].split()[0]) for e in smtp.sink.envelopes)
+    assert delivered == [n for n in range(30) if n not in (7, 12)]  # each once
+
+
+async def test_send_many_takes_a_fresh_connection_when_the_server_dropped_the_pooled_one() -> None:
+    with SmtpSink(idle_timeout=0.5) as smtp:
+        sender = SmtpSender(SmtpConfig(host="127.0.0.1", port=smtp.port, pool_size=2, mail_domain="hub.test"))
+        try:
+            first = await sender.send_many([_outbound(n) for n in range(6)])
+            await asyncio.sleep(1.0)  # the server times the idle pooled sessions out
+            again = await sender.send_many([_outbound(n) for n in range(6, 12)])
+        finally:
+            await sender.aclose()
+        assert all(r.ok for r in [*first, *again])
+        assert len(smtp.sink.envelopes) == 12 and sender.pool.connects > 2
+
+
+async def test_send_many_to_an_unreachable_server_fails_the_run_for_a_later_retry() -> None:
+    sender = SmtpSender(SmtpConfig(host="127.0.0.1", port=free_port(), pool_size=2, mail_domain="hub.test"))
+    tries = 0
+    connect = sender.pool._connect
+
+    async def counted() -> Any:
+        nonlocal tries
+        tries += 1
+        return await connect()
+
+    sender.pool._connect = counted  # type: ignore[method-assign]
+    results = await sender.send_many([_outbound(n) for n in range(40)])
+    assert len(results) == 40
+    assert all(not r.ok and not r.permanent and r.code == "connection" for r in results)
+    assert tries <= 6  # each lane tries, then its one retry: not three tries per message
+
+
+async def test_a_server_that_stalls_past_the_timeout_loses_the_connection_not_the_message(smtp: SmtpSink) -> None:
+    smtp.sink.stall = 0.6
+    sender = SmtpSender(SmtpConfig(host="127.0.0.1", port=smtp.port, pool_size=1, timeout=0.2,
+                                   mail_domain="hub.test"))
+    try:
+        [stalled] = await sender.send_many([_outbound(1)])
+        assert (stalled.ok, stalled.permanent, stalled.code) == (False, False, "connection")  # retried later
+        smtp.sink.stall = 0.0
+        [after] = await sender.send_many([_outbound(2)])
+        assert after.ok
     finally:
         await sender.aclose()
