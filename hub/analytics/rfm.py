@@ -1,7 +1,8 @@
 """RFM features per customer as one set-based query: recency, frequency, monetary and their quintiles.
 
 Quintiles come from NTILE(5) window functions (SQLite >= 3.25 and PostgreSQL) over the customers
-who bought at least once; 5 is best (most recent, most frequent, highest spend), 0 means no purchase.
+who bought at least once (the rows of `staytotals`, kept by triggers on `stay`); 5 is best (most
+recent, most frequent, highest spend), 0 means no purchase.
 Ties are broken by customer id so a run is deterministic. The query holds only what the rules
 test: each quintile costs a sort of every buying customer, the purchase figures one join and the
 survey, complaint and referral figures one more between them.
@@ -36,7 +37,7 @@ from sqlmodel import col
 
 from hub.routing.conditions import FieldRegistry, FieldSpec, FieldType, SqlField
 from hub.routing.conditions.sql import Columns
-from hub.store.models import Complaint, Customer, Stay, Survey, table
+from hub.store.models import Complaint, Customer, StayTotals, Survey, table
 
 _N, _S, _L, _O = FieldType.NUMBER, FieldType.STR, FieldType.STR_LIST, FieldType.DICT
 
@@ -84,20 +85,24 @@ _COLUMN = {
 
 
 def _purchases(today: date, dialect: Dialect, wanted: Collection[str]) -> Subquery:
-    """One row per buying customer with the wanted figures among last date, counts, spend and quintiles."""
-    buyer = table(Stay).c.customer_id
-    last, frequency, spend = func.max(Stay.stay_date), func.count(), func.sum(Stay.amount_cents)
+    """One row per buying customer with the wanted figures among last date, counts, spend and quintiles.
+
+    From `staytotals`, the per-customer sums the database keeps as stays are written, not from
+    every stay again.
+    """
+    totals = table(StayTotals).c
+    buyer, last = totals.customer_id, totals.last_date
     figures: dict[str, ColumnElement[Any]] = {
         "recency_days": days_between(today, last, dialect),
-        "frequency": frequency,
-        "stays": func.count().filter(col(Stay.kind) == "stay"),
-        "monetary_cents": spend,
+        "frequency": totals.visits,
+        "stays": totals.stays,
+        "monetary_cents": totals.spend_cents,
         "r": func.ntile(5).over(order_by=(last, buyer)),
-        "f": func.ntile(5).over(order_by=_one_key(frequency, buyer)),
-        "m": func.ntile(5).over(order_by=_one_key(cast(spend, BigInteger), buyer)),
+        "f": func.ntile(5).over(order_by=_one_key(totals.visits, buyer)),
+        "m": func.ntile(5).over(order_by=_one_key(totals.spend_cents, buyer)),
     }
     chosen = [figure.label(name) for name, figure in figures.items() if name in wanted]
-    return select(buyer.label("customer_id"), *chosen).group_by(buyer).subquery("purchases")
+    return select(buyer.label("customer_id"), *chosen).subquery("purchases")
 
 
 def _one_key(value: ColumnElement[Any], customer_id: ColumnElement[Any]) -> ColumnElement[Any]:

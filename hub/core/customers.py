@@ -27,6 +27,8 @@ from hub.store.models import (
     Intervention,
     Message,
     StageChange,
+    Stay,
+    Survey,
     TimelineEntry,
     table,
 )
@@ -73,7 +75,9 @@ async def get(session: AsyncSession, customer_id: int) -> Customer:
     return customer
 
 
-_MOVED = (Identity, Conversation, Message, CallLog, TimelineEntry, Case, Complaint, Intervention, Consent, StageChange)
+# Stays and surveys too: a merged customer's purchases and scores count for the survivor's RFM and stage.
+_MOVED = (Identity, Conversation, Message, CallLog, TimelineEntry, Case, Complaint, Intervention, Consent, StageChange,
+          Survey, Stay)
 
 
 async def merge(session: AsyncSession, source_id: int, target_id: int, actor: str) -> Customer:

@@ -381,6 +381,20 @@ class Stay(SQLModel, table=True):
     imported_at: datetime = _when()
 
 
+class StayTotals(SQLModel, table=True):
+    """Per-customer sums of `stay`, kept by database triggers on every insert, update and delete of a stay.
+
+    The classifier reads these instead of aggregating every stay each night; a row exists while
+    the customer has at least one stay.
+    """
+
+    customer_id: int = Field(primary_key=True, foreign_key="customer.id", sa_type=BigId)
+    visits: int = Field(default=0, sa_type=BigId)  # stays and purchases
+    stays: int = Field(default=0, sa_type=BigId)  # kind = 'stay' only
+    spend_cents: int = Field(default=0, sa_type=BigId)
+    last_date: date
+
+
 class StageRule(SQLModel, table=True):
     """One classifier rule: customers matching `condition` go to `stage` (`keep` leaves them); first match wins."""
 
