@@ -235,29 +235,41 @@ async def send_messages(ctx: JobContext, items: list[OutboxItem]) -> list[Attemp
     Same outcomes as `send_message` per item, without a handler call, a load lookup and a pool
     checkout per message; the marks are written with the batch's outcomes (one transaction).
     """
-    loaded = await _load_shared(ctx)
-    attempts: dict[int, Attempt] = {}
-    by_channel: dict[str, list[tuple[OutboxItem, int, Outbound]]] = {}
+    attempts, by_channel = _triage(items, await _load_shared(ctx))
+    for channel, sends in by_channel.items():
+        attempts.update(await _send_channel(ctx, channel, sends))
+    return [attempts[index] for index in range(len(items))]
+
+
+_Send = tuple[int, OutboxItem, Outbound]  # an item to send: its place in the batch, the item, its envelope
+
+
+def _triage(items: list[OutboxItem], loaded: dict[int, _Pending]) -> tuple[dict[int, Attempt], dict[str, list[_Send]]]:
+    """Outcomes known without sending (message gone, already sent), and the rest to send by channel."""
+    settled: dict[int, Attempt] = {}
+    by_channel: dict[str, list[_Send]] = {}
     for index, item in enumerate(items):
         message_id = _message_id(item)
         pending = loaded.get(message_id) if message_id is not None else None
         if pending is None:
-            attempts[index] = Attempt(item, "failed", error=PermanentError(f"message {message_id} no longer exists"))
+            settled[index] = Attempt(item, "failed", error=PermanentError(f"message {message_id} no longer exists"))
         elif pending.delivery_status in _DONE_VALUES:
-            attempts[index] = Attempt(item, "done", result={"skipped": pending.delivery_status})
+            settled[index] = Attempt(item, "done", result={"skipped": pending.delivery_status})
         else:
-            by_channel.setdefault(pending.outbound.channel.value, []).append((item, index, pending.outbound))
-    for channel, sends in by_channel.items():
-        sender = ctx.senders.get(channel)
-        if sender is None:
-            for item, index, _ in sends:
-                attempts[index] = Attempt(item, "retry", error=_no_sender(channel), delay=_NO_SENDER_RETRY)
-            continue
-        results = await _send_all(ctx, sender, [outbound for _, _, outbound in sends])
-        for (item, index, outbound), result in zip(sends, results, strict=True):
-            attempts[index] = (Attempt(item, "retry", error=result) if isinstance(result, Exception)
-                               else await _recorded(ctx, item, outbound.message_id, result))
-    return [attempts[index] for index in range(len(items))]
+            by_channel.setdefault(pending.outbound.channel.value, []).append((index, item, pending.outbound))
+    return settled, by_channel
+
+
+async def _send_channel(ctx: JobContext, channel: str, sends: list[_Send]) -> dict[int, Attempt]:
+    """Send one channel's messages of a batch and record each result; by place in the batch."""
+    sender = ctx.senders.get(channel)
+    if sender is None:
+        return {index: Attempt(item, "retry", error=_no_sender(channel), delay=_NO_SENDER_RETRY)
+                for index, item, _ in sends}
+    results = await _send_all(ctx, sender, [outbound for _, _, outbound in sends])
+    return {index: Attempt(item, "retry", error=result) if isinstance(result, Exception)
+            else await _recorded(ctx, item, outbound.message_id, result)
+            for (index, item, outbound), result in zip(sends, results, strict=True)}
 
 
 async def _send_all(ctx: JobContext, sender: Sender, outbounds: list[Outbound]) -> Sequence[SendResult | Exception]:

@@ -24,7 +24,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 from sqlalchemy import Row, Update, bindparam, literal_column, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -383,7 +383,7 @@ async def in_lanes(lanes: int, items: Sequence[T], run: Callable[[T], Awaitable[
             results[index] = await run(items[index])
 
     await asyncio.gather(*(lane() for _ in range(max(1, min(lanes, len(items))))))
-    return [r for r in results if r is not None]
+    return cast(list[R], results)  # every place is filled once the lanes are done
 
 
 async def _run_whole(ctx: JobContext, runner: BatchRunner, items: list[OutboxItem]) -> list[Attempt]:

@@ -83,15 +83,19 @@ def _finished(kind: str, item: OutboxItem, outcome: str, started: float) -> None
     """Time the job and leave one log line under its trace id, so a trace reads from webhook to send."""
     seconds = time.perf_counter() - started
     _job_seconds(kind, outcome).observe(seconds)
+    _log_line(kind, item, outcome, seconds)
+
+
+def _log_line(kind: str, item: OutboxItem, outcome: str, seconds: float) -> None:
     log.info("outbox job %s %s: %s", kind, item.id, outcome,
              extra={"job": kind, "outbox_id": item.id, "outcome": outcome, "seconds": round(seconds, 4)})
 
 
 def _log_finished(kind: str, item: OutboxItem, outcome: str, seconds: float) -> None:
+    """The job's line for an item of a batch, under the item's own trace id."""
     trace_id = item.payload.get(TRACE_KEY)
     with traced(trace_id if isinstance(trace_id, str) else None, item.created_at.timestamp()):
-        log.info("outbox job %s %s: %s", kind, item.id, outcome,
-                 extra={"job": kind, "outbox_id": item.id, "outcome": outcome, "seconds": round(seconds, 4)})
+        _log_line(kind, item, outcome, seconds)
 
 
 def timed_handler(kind: str, handler: Handler) -> Handler:

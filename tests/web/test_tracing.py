@@ -128,3 +128,19 @@ async def test_webhooks_committed_in_one_spool_batch_keep_their_own_trace_ids(
     assert sends == sorted(t for _, t in guests.values()) and len(twilio.requests) == len(guests)
     assert {(line["job"], line["trace_id"]) for line in job_lines(logs)} == {
         (kind, trace) for kind in (INGEST_JOB, SEND_MESSAGE) for _, trace in guests.values()}
+
+
+async def test_sends_run_as_a_batch_log_each_item_under_its_own_trace_id(
+    client: Client, twilio: FakeTwilio, logs: io.StringIO
+) -> None:
+    rt = client.app[RUNTIME]
+    rt.jobs.batch_channels = {SEND_MESSAGE: {"sms"}}  # as email's are: claimed and sent by the batch runner
+    await breakfast_rule(rt)
+    guests = {f"SM{n:032d}": (f"+3934711133{n:02d}", f"batch-{n}") for n in range(4)}
+    await asyncio.gather(*(post_sms(client, sid, "colazione?", sender, trace)
+                           for sid, (sender, trace) in guests.items()))
+    sends = [r for r in await outbox_rows(rt) if r.kind == SEND_MESSAGE]
+    assert [r.status for r in sends] == ["done"] * 4 and len(twilio.requests) == 4
+    lines = [line for line in job_lines(logs) if line["job"] == SEND_MESSAGE]
+    assert sorted((line["outbox_id"], line["trace_id"], line["outcome"]) for line in lines) == sorted(
+        (r.id, r.payload["trace_id"], "ok") for r in sends)
