@@ -36,6 +36,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from alembic.script import ScriptDirectory
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -48,6 +49,7 @@ from sqlalchemy.sql.elements import ClauseElement
 from hub import runtime as hub_runtime
 from hub.analytics import classifier, jobs
 from hub.settings import load_settings
+from hub.store import migrate
 from hub.store.types import utcnow
 
 PG_BASE = os.environ.get("HUB_BENCH_PG", "postgresql+asyncpg://postgres@127.0.0.1:5432")
@@ -242,16 +244,22 @@ async def timed_night(runtime: hub_runtime.Runtime, customers: int, stays: int) 
     return top["Execution Time"] / 1000, {t["Trigger Name"]: t["Time"] / 1000 for t in top.get("Triggers", [])}
 
 
+MARK = "hub analytics bench:"  # the template database's comment starts so
+
+
 async def seeded_template(admin: AsyncEngine, template: str, customers: int, stays: int) -> None:
     """Make sure database `template` holds this size of data, seeding it the first time."""
-    mark = f"hub analytics bench: {customers} customers, {stays} stays"
+    head = ScriptDirectory.from_config(migrate.alembic_config()).get_current_head()
+    mark = f"{MARK} {customers} customers, {stays} stays, schema {head}"
     async with admin.connect() as conn:
         found = (await conn.execute(text("SELECT shobj_description(oid, 'pg_database') FROM pg_database "
                                          "WHERE datname = :name"), {"name": template})).first()
         if found is not None and found[0] == mark:
             return
-        if found is not None:
-            raise SystemExit(f"database {template} exists but is not a bench seed of this size ({found[0]!r})")
+        if found is not None and not str(found[0]).startswith(MARK):
+            raise SystemExit(f"database {template} exists and is not a bench seed ({found[0]!r})")
+        if found is not None:  # a seed of another size or an older schema: seeded again
+            await conn.execute(text(f'DROP DATABASE "{template}" WITH (FORCE)'))
         await conn.execute(text(f'CREATE DATABASE "{template}"'))
     with tempfile.TemporaryDirectory() as data_dir:
         url = f"{PG_BASE}/{template}"

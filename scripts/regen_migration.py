@@ -28,8 +28,20 @@ async def main() -> None:
         await engine.dispose()
     for new in VERSIONS.glob("*_initial_schema.py"):
         text = new.read_text().replace("astext_type=Text()", "astext_type=sa.Text()")
-        new.write_text(re.sub(r"Create Date: .*", "Create Date: (regenerated)", text))
+        new.write_text(with_triggers(re.sub(r"Create Date: .*", "Create Date: (regenerated)", text)))
         print(f"wrote {new}")
+
+
+END = "    # ### end Alembic commands ###\n"
+
+
+def with_triggers(text: str) -> str:
+    """The generated migration plus what autogenerate cannot see: the triggers of hub/store/triggers.py."""
+    text = text.replace("import hub.store.types\n", "import hub.store.types\nfrom hub.store import triggers\n", 1)
+    upgrade_end = text.index(END, text.index("def upgrade()")) + len(END)
+    text = text[:upgrade_end] + "    triggers.install(op.execute, op.get_bind().dialect.name)\n" + text[upgrade_end:]
+    downgrade = text.index("def downgrade() -> None:\n") + len("def downgrade() -> None:\n")
+    return text[:downgrade] + "    triggers.drop(op.execute, op.get_bind().dialect.name)\n" + text[downgrade:]
 
 
 if __name__ == "__main__":

@@ -1,30 +1,20 @@
-"""stay totals per customer, kept by triggers on stay
+"""Triggers the migrations install: `staytotals` kept in step with every write to `stay`.
 
-The classifier aggregated every stay of every customer each night (5M rows at 1M customers);
-`staytotals` keeps the per-customer sums as stays are written, so a night's run reads one row per
-buying customer. Inserts add to the sums (the common case: imports, case outcomes); updates and
-deletes (merges move stays between customers) count the customers they touch again from `stay`.
-PostgreSQL runs one trigger per statement over its transition table, SQLite one per row.
-
-Revision ID: c5e2a8f31b40
-Revises: b41c0d2e9a17
-Create Date: 2026-12-02
+Inserts add to the per-customer sums (imports and case outcomes: the common case); updates and
+deletes (a merge moves stays between customers) count the customers they touch again from
+`stay`. PostgreSQL runs one trigger per statement over its transition tables, SQLite one per row.
+The SQL lives here rather than in a migration so that `scripts/regen_migration.py`, which writes
+the initial migration again from the models, puts it back every time.
 """
 
-from collections.abc import Sequence
+from __future__ import annotations
 
-import sqlalchemy as sa
-from alembic import op
+from collections.abc import Callable
 
-revision: str = "c5e2a8f31b40"
-down_revision: str | None = "b41c0d2e9a17"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
-
-_SUMS = ("count(*), sum(CASE WHEN kind = 'stay' THEN 1 ELSE 0 END), sum(amount_cents), max(stay_date)")
+_SUMS = "count(*), sum(CASE WHEN kind = 'stay' THEN 1 ELSE 0 END), sum(amount_cents), max(stay_date)"
 _COLUMNS = "customer_id, visits, stays, spend_cents, last_date"
 
-POSTGRESQL = [
+_POSTGRESQL = [
     f"""CREATE FUNCTION staytotals_add() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
       INSERT INTO staytotals AS t ({_COLUMNS})
@@ -70,7 +60,7 @@ def _recount_sqlite(customer: str) -> str:
             f"WHERE customer_id = {customer} GROUP BY customer_id;")
 
 
-SQLITE = [
+_SQLITE = [
     f"""CREATE TRIGGER staytotals_insert AFTER INSERT ON stay BEGIN
       INSERT INTO staytotals ({_COLUMNS})
       VALUES (NEW.customer_id, 1, CASE WHEN NEW.kind = 'stay' THEN 1 ELSE 0 END, NEW.amount_cents, NEW.stay_date)
@@ -87,32 +77,20 @@ SQLITE = [
 ]
 
 
-def upgrade() -> None:
-    op.create_table(
-        "staytotals",
-        sa.Column("customer_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
-        sa.Column("visits", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
-        sa.Column("stays", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
-        sa.Column("spend_cents", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
-        sa.Column("last_date", sa.Date(), nullable=False),
-        sa.ForeignKeyConstraint(["customer_id"], ["customer.id"]),
-        sa.PrimaryKeyConstraint("customer_id"),
-    )
-    op.execute(f"INSERT INTO staytotals ({_COLUMNS}) SELECT customer_id, {_SUMS} FROM stay GROUP BY customer_id")
-    postgresql = op.get_bind().dialect.name == "postgresql"
-    if postgresql:
-        op.execute("ANALYZE staytotals")  # filled in one go: plans over it need its row count now
-    for statement in POSTGRESQL if postgresql else SQLITE:
-        op.execute(statement)
+def install(execute: Callable[[str], object], dialect: str) -> None:
+    """Fill `staytotals` from the stays already there and create its triggers (migration upgrade)."""
+    execute(f"INSERT INTO staytotals ({_COLUMNS}) SELECT customer_id, {_SUMS} FROM stay GROUP BY customer_id")
+    for statement in _POSTGRESQL if dialect == "postgresql" else _SQLITE:
+        execute(statement)
 
 
-def downgrade() -> None:
-    if op.get_bind().dialect.name == "postgresql":
+def drop(execute: Callable[[str], object], dialect: str) -> None:
+    """Remove the triggers (migration downgrade, before the tables go)."""
+    if dialect == "postgresql":
         for trigger in ("insert", "update", "delete", "truncate"):
-            op.execute(f"DROP TRIGGER staytotals_{trigger} ON stay")
+            execute(f"DROP TRIGGER IF EXISTS staytotals_{trigger} ON stay")
         for function in ("add", "recount", "clear"):
-            op.execute(f"DROP FUNCTION staytotals_{function}()")
+            execute(f"DROP FUNCTION IF EXISTS staytotals_{function}()")
     else:
         for trigger in ("insert", "update", "delete"):
-            op.execute(f"DROP TRIGGER staytotals_{trigger}")
-    op.drop_table("staytotals")
+            execute(f"DROP TRIGGER IF EXISTS staytotals_{trigger}")
