@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from alembic import command
 from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -67,3 +68,26 @@ async def test_three_hub_init_processes_started_at_once_all_succeed(settings: Se
         await engine.dispose()
     assert versions == [HEAD] and diff == []
     assert admins == [f"admin{n}@hotel.test" for n in range(3)]
+
+
+async def test_downgrade_to_base_drops_every_table_and_the_stay_totals_triggers(settings: Settings) -> None:
+    engine = make_engine(settings)
+    try:
+        await migrate.upgrade(engine)
+        async with engine.begin() as conn:
+            await conn.run_sync(lambda sync_conn: command.downgrade(migrate.alembic_config(sync_conn), "base"))
+        async with engine.connect() as conn:
+            if conn.dialect.name == "postgresql":
+                left = list((await conn.execute(text(
+                    "SELECT tablename FROM pg_tables WHERE schemaname = 'public' UNION ALL "
+                    "SELECT proname FROM pg_proc WHERE proname LIKE 'staytotals%'"))).scalars())
+            else:
+                left = list((await conn.execute(text(
+                    "SELECT name FROM sqlite_master WHERE type IN ('table', 'trigger') "
+                    "AND name NOT LIKE 'sqlite_%'"))).scalars())
+        await migrate.upgrade(engine)  # and back up again, triggers and all
+        versions, diff = await schema_state(engine)
+    finally:
+        await engine.dispose()
+    assert left == ["alembic_version"]
+    assert versions == [HEAD] and diff == []
