@@ -119,35 +119,36 @@ def _refs(value: str | None) -> list[str]:
     return _MSGID.findall(value) or value.split()
 
 
-def _compose_args(item: Outbound, mail_domain: str) -> tuple[Outbound, dict[str, Any]]:
-    """The Outbound without the headers the sender owns, and build_message's keyword arguments."""
-    extra: list[tuple[str, str]] = []
-    owned: dict[str, str] = {}  # the skipped headers by lower-case name, the last one winning
-    for key, value in item.headers:  # one pass: this runs for every message sent
-        lower = key.lower()
-        if lower in _SKIPPED_HEADERS:
-            owned[lower] = value
-        else:
-            extra.append((key, value))
+def _thread_args(item: Outbound, mail_domain: str) -> tuple[dict[str, str], dict[str, Any]]:
+    """The headers the sender owns (by lower-case name, the last one winning) and build_message's keyword arguments."""
+    owned = {lower: value for key, value in item.headers if (lower := key.lower()) in _SKIPPED_HEADERS}
     token = item.meta.get("thread_token")
-    return item if not owned else replace(item, headers=tuple(extra)), {
+    return owned, {
         "domain": mail_domain, "reply_token": str(token) if token else None,
         "in_reply_to": next(iter(_refs(owned.get("in-reply-to"))), None),
         "references": _refs(owned.get("references")),
     }
 
 
+def _without_owned(item: Outbound, owned: dict[str, str]) -> Outbound:
+    """The Outbound without the headers the sender owns (it writes threading headers itself)."""
+    if not owned:
+        return item
+    return replace(item, headers=tuple((k, v) for k, v in item.headers if k.lower() not in _SKIPPED_HEADERS))
+
+
 def compose(item: Outbound, mail_domain: str) -> EmailMessage:
     """The RFC 5322 message for one Outbound: Reply-To reply+token, threading headers from the row."""
-    out, args = _compose_args(item, mail_domain)
-    return build_message(out, **args)
+    owned, args = _thread_args(item, mail_domain)
+    return build_message(_without_owned(item, owned), **args)
 
 
 def wire(item: Outbound, mail_domain: str) -> tuple[bytes, str] | EmailMessage:
     """What goes on the wire: (bytes, Message-ID) for text and HTML mail, else the EmailMessage to flatten."""
-    out, args = _compose_args(item, mail_domain)
-    rendered = render(out, **args)
-    return rendered if rendered is not None else build_message(out, **args)
+    owned, args = _thread_args(item, mail_domain)
+    # render() skips the row's own threading headers itself: no copy of the Outbound unless "meta" is there.
+    rendered = render(_without_owned(item, owned) if "meta" in owned else item, **args)
+    return rendered if rendered is not None else build_message(_without_owned(item, owned), **args)
 
 
 def _failure(code: int, message: str, retry_after: float | None) -> SendResult:
