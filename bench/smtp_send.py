@@ -99,20 +99,28 @@ class Round:
     floors: list[float]
     hub_cpu_ms: float
     raw_cpu_ms: float
+    sink_cpu_ms: tuple[float, float]  # the sink's CPU per message while serving the hub, and the floor
 
     @property
     def ratio(self) -> float:
         return self.hub / statistics.mean(self.floors)
 
 
-async def timed_raw(port: int, wires: list[Wire], connections: int) -> tuple[float, float]:
-    """(msg/s, CPU ms per message of this process) of the floor."""
-    cpu = time.process_time()
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) another process has used so far."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def timed_raw(port: int, wires: list[Wire], connections: int, sink: int) -> tuple[float, float, float]:
+    """(msg/s, CPU ms per message of this process, of the sink) of the floor."""
+    cpu, sink_cpu = time.process_time(), process_cpu(sink)
     rate = await raw_rate(port, wires, connections)
-    return rate, 1000 * (time.process_time() - cpu) / len(wires)
+    return rate, 1000 * (time.process_time() - cpu) / len(wires), 1000 * (process_cpu(sink) - sink_cpu) / len(wires)
 
 
-async def measure(port: int, count: int, connections: int) -> Round:
+async def measure(port: int, count: int, connections: int, sink: int) -> Round:
     """Replies/s through outbox + dispatcher + SmtpSender, and raw aiosmtplib's msg/s before and after it.
 
     The floor runs on both sides of the hub's run, so drifting load on the machine weighs on both.
@@ -124,22 +132,24 @@ async def measure(port: int, count: int, connections: int) -> Round:
         async with hub_runtime.running(settings, workers=False) as rt:
             ids = await _seed(rt, count)
             wires = await _wires(rt, ids)
-            before, raw_cpu = await timed_raw(port, wires, connections)
+            before, raw_cpu, sink_raw = await timed_raw(port, wires, connections, sink)
             queue = hub_runtime.inprocess(rt)
             assert queue is not None
             async with rt.factory() as session:
                 items = (await session.execute(select(col(OutboxItem.id)))).scalars().all()
-            start, cpu = time.perf_counter(), time.process_time()
+            start, cpu, sink_cpu = time.perf_counter(), time.process_time(), process_cpu(sink)
             queue.start()
             for item_id in items:
                 assert item_id is not None
                 await queue.enqueue(item_id)
             await queue.drain()
             elapsed, hub_cpu = time.perf_counter() - start, time.process_time() - cpu
+            sink_hub = 1000 * (process_cpu(sink) - sink_cpu) / count
             await _check_sent(rt, ids)
             await rt.extras["email.sender"].aclose()
-            after, raw_cpu_after = await timed_raw(port, wires, connections)
-    return Round(count / elapsed, [before, after], 1000 * hub_cpu / count, (raw_cpu + raw_cpu_after) / 2)
+            after, raw_cpu_after, sink_raw_after = await timed_raw(port, wires, connections, sink)
+    return Round(count / elapsed, [before, after], 1000 * hub_cpu / count, (raw_cpu + raw_cpu_after) / 2,
+                 (sink_hub, (sink_raw + sink_raw_after) / 2))
 
 
 async def _wires(rt: hub_runtime.Runtime, ids: list[int]) -> list[Wire]:
@@ -196,11 +206,12 @@ def main() -> None:
     rounds = []
     try:
         for n in range(args.rounds):
-            r = asyncio.run(measure(port, args.count, args.connections))
+            r = asyncio.run(measure(port, args.count, args.connections, sink.pid))
             rounds.append(r)
             print(f"round {n + 1}: raw aiosmtplib sendmail(bytes) {r.floors[0]:,.0f} before / {r.floors[1]:,.0f} after "
                   f"msg/s, hub outbox + SmtpSender (SQLite) {r.hub:,.0f} msg/s -> ratio {r.ratio:.2f}; "
-                  f"CPU ms/msg hub {r.hub_cpu_ms:.3f}, raw client {r.raw_cpu_ms:.3f}; load {os.getloadavg()[0]:.2f}")
+                  f"CPU ms/msg hub {r.hub_cpu_ms:.3f}, raw client {r.raw_cpu_ms:.3f}, sink serving hub/raw "
+                  f"{r.sink_cpu_ms[0]:.3f}/{r.sink_cpu_ms[1]:.3f}; load {os.getloadavg()[0]:.2f}")
     finally:
         assert sink.stdin is not None
         sink.stdin.close()
