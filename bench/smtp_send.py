@@ -5,7 +5,8 @@ writes the replies (untimed), then times the in-process dispatcher draining the 
 (in batches), load, compose, send over the pooled connections, mark sent. The floor sends the
 very bytes the hub would send for the same messages (rendered beforehand, untimed) with N plain
 aiosmtplib clients, one connection per task, `sendmail` (no flattening), in the same run: once
-before the hub's run and once after, averaged.
+before the hub's run and once after, averaged. This process sets the garbage collector up as
+`hub serve` and `hub worker` do (hub.ops.gcpolicy), for both sides; the sink keeps the defaults.
 Run: `python bench/smtp_send.py [--count N] [--connections N]`.
 """
 
@@ -33,6 +34,7 @@ from hub.channels.email.smtp import wire
 from hub.core import outbox
 from hub.core.delivery import to_outbound
 from hub.core.replies import ReplyRequest, create_reply
+from hub.ops import gcpolicy
 from hub.settings import load_settings
 from hub.store.models import Agent, Conversation, Message, OutboxItem
 
@@ -202,6 +204,7 @@ def main() -> None:
         run_sink(args.sink)
         return
     sink, port = start_sink()
+    gcpolicy.tune_for_service()  # as the hub's own processes start (the floor runs under it too)
     print(f"{args.count} replies, {args.connections} connections, aiosmtpd sink in another process")
     rounds = []
     try:

@@ -15,6 +15,7 @@ from hub import __version__, accounts
 from hub import runtime as hub_runtime
 from hub.channels.email.cli import email_command as ingest_email
 from hub.channels.phone.cli import calls as ingest_calls
+from hub.ops import gcpolicy
 from hub.settings import Settings, SettingsError, load_settings
 
 T = TypeVar("T")
@@ -135,6 +136,7 @@ def _serve(settings: Settings, host: str, port: int, banner: Callable[[], None] 
     from hub.web.access_log import AccessLog
 
     app = create_app(settings)
+    gcpolicy.tune_for_service()
     if banner is not None:
         async def announce(_app: web.Application) -> None:
             banner()
@@ -164,6 +166,7 @@ def worker(burst: bool) -> None:
 
     from workers.settings import worker_settings
 
+    gcpolicy.tune_for_service()
     delay = 1.0
     while True:
         kwargs = worker_settings(settings.redis_url, burst=burst)
