@@ -9,8 +9,12 @@ from __future__ import annotations
 import random
 import re
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from hub.store.models import OutboxItem
 
 TRACE_ID: ContextVar[str | None] = ContextVar("hub_trace_id", default=None)
 TRACE_KEY = "trace_id"  # the outbox payload key a job reads its trace id from
@@ -56,3 +60,9 @@ def traced(trace_id: str | None, started_at: float | None = None) -> Iterator[st
     finally:
         TRACE_ID.reset(token_id)
         STARTED_AT.reset(token_at)
+
+
+def traced_job(job: OutboxItem) -> AbstractContextManager[str]:
+    """Run a block under an outbox row's own trace id (the request that wrote it) and the row's creation time."""
+    trace_id = job.payload.get(TRACE_KEY)
+    return traced(trace_id if isinstance(trace_id, str) else None, job.created_at.timestamp())

@@ -27,7 +27,7 @@ from hub.core.envelopes import Outbound, SendResult
 from hub.core.events import MESSAGE_RECEIVED, Event, handles
 from hub.core.jobs import Attempt, BatchRunner, Handler, JobContext, Sender
 from hub.ops import metrics
-from hub.ops.context import STARTED_AT, TRACE_KEY, current_trace_id, traced
+from hub.ops.context import STARTED_AT, TRACE_KEY, current_trace_id, traced_job
 from hub.ops.jobs import add_background
 from hub.store.models import OutboxItem
 
@@ -93,8 +93,7 @@ def _log_line(kind: str, item: OutboxItem, outcome: str, seconds: float) -> None
 
 def _log_finished(kind: str, item: OutboxItem, outcome: str, seconds: float) -> None:
     """The job's line for an item of a batch, under the item's own trace id."""
-    trace_id = item.payload.get(TRACE_KEY)
-    with traced(trace_id if isinstance(trace_id, str) else None, item.created_at.timestamp()):
+    with traced_job(item):
         _log_line(kind, item, outcome, seconds)
 
 
@@ -102,8 +101,7 @@ def timed_handler(kind: str, handler: Handler) -> Handler:
     """The handler, run under its row's trace id, timed and with failures counted by exception class."""
 
     async def run(ctx: JobContext, item: OutboxItem) -> dict[str, Any]:
-        trace_id = item.payload.get(TRACE_KEY)
-        with traced(trace_id if isinstance(trace_id, str) else None, item.created_at.timestamp()):
+        with traced_job(item):
             started = time.perf_counter()
             try:
                 result = await handler(ctx, item)

@@ -12,7 +12,6 @@ import asyncio
 import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -30,7 +29,7 @@ from hub.core.envelopes import Flag, Inbound
 from hub.core.ingest import RACE_RETRIES, IngestResult, Outcome, ingest
 from hub.core.jobs import FINISHED, Handler, JobContext, PermanentError, batch_scope, finish_in
 from hub.core.outbox import JobQueue
-from hub.ops.context import TRACE_KEY, traced
+from hub.ops.context import traced_job
 from hub.runtime import Runtime
 from hub.store.engine import SessionFactory
 from hub.store.models import Conversation, Inbox, Message, OutboxItem, RawInput, table
@@ -130,12 +129,6 @@ async def _retried(factory: SessionFactory, queue: JobQueue, work: Callable[[Asy
     raise AssertionError("unreachable")
 
 
-def _traced(job: OutboxItem) -> AbstractContextManager[str]:
-    """The job's own trace id (the webhook request's) and start time, as timed_handler sets them."""
-    trace_id = job.payload.get(TRACE_KEY)
-    return traced(trace_id if isinstance(trace_id, str) else None, job.created_at.timestamp())
-
-
 async def _store_kept(session: AsyncSession, runtime: Runtime, job: OutboxItem, raw: RawInput | None) -> _Kept:
     """Parse one kept form and ingest it in the caller's transaction (_file completes it)."""
     if raw is None or raw.id is None:
@@ -191,7 +184,7 @@ async def _chunk(runtime: Runtime, jobs: list[OutboxItem]) -> Outcomes:
             kept: dict[int, _Kept] = {}
             for job in jobs:
                 assert job.id is not None
-                with _traced(job):
+                with traced_job(job):
                     kept[job.id] = await _store_kept(session, runtime, job, forms.get(int(job.payload["raw_id"])))
             await _file(session, list(kept.values()))
         return {job_id: _result(k) for job_id, k in kept.items()}
@@ -208,7 +201,7 @@ async def _forms(session: AsyncSession, jobs: list[OutboxItem]) -> dict[int, Raw
 
 
 async def _one_of(runtime: Runtime, job: OutboxItem) -> Result | Exception:
-    with _traced(job):
+    with traced_job(job):
         try:
             return await _retried(runtime.factory, runtime.queue, lambda session: _alone(session, runtime, job))
         except Exception as exc:  # handed to this job's handler, which raises it as its own outcome
