@@ -99,7 +99,7 @@ class ApiToken(SQLModel, table=True):
 
 
 class Customer(SQLModel, table=True):
-    # No index over lifecycle_stage: a stage change then updates the row in place (migration b41c0d2e9a17).
+    # No index over lifecycle_stage: a stage change then updates the row in place (a HOT update on PostgreSQL).
     id: int | None = _id()
     display_name: str = Field(default="", max_length=300)
     language: str = Field(default="it", max_length=10)
