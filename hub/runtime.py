@@ -24,7 +24,7 @@ from hub.core.blobs import FileBlobStore
 from hub.core.dispatch import ArqQueue, InProcessQueue
 from hub.core.events import EventHandler
 from hub.core.ingest import IngestContext
-from hub.core.jobs import JobContext, run_outbox_item, sweep
+from hub.core.jobs import ClaimLoad, JobContext, run_outbox_item, sweep
 from hub.core.outbox import JobQueue
 from hub.routing.conditions import install_sqlite_functions
 from hub.settings import Settings
@@ -101,6 +101,7 @@ async def build(settings: Settings, *, use_redis: bool | None = None, migrate_sc
     )
     jobs.handlers[replies.SEND_MESSAGE] = delivery.send_message
     jobs.batch_runners[replies.SEND_MESSAGE] = delivery.send_messages  # batched channels (email)
+    jobs.claim_loads[replies.SEND_MESSAGE] = ClaimLoad(delivery.LOAD_KEY, delivery.load_pending)
     redis = None
     if use_redis if use_redis is not None else settings.redis_url is not None:
         assert settings.redis_url, "HUB_REDIS_URL is needed for the arq queue"

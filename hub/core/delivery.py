@@ -25,7 +25,7 @@ from hub.core.jobs import (
     finish_in,
     in_lanes,
 )
-from hub.store.bulk import DriverStatement
+from hub.store.bulk import DriverQuery, DriverStatement
 from hub.store.models import Conversation, Message, OutboxItem, Suppression, table
 from hub.store.types import utcnow
 
@@ -106,12 +106,15 @@ class _Pending:
 _message = table(Message).c
 _conversation = table(Conversation).c
 # Core, not ORM objects: a batch of sends needs these columns of a hundred rows, nothing more.
-_PENDING = (
+_PENDING = DriverQuery(
     core_select(_message.id, _message.channel, _message.sender, _message.recipient, _message.body_text,
                 _message.subject, _message.body_html, _message.headers, _message.external_id,
                 _conversation.thread_token, _message.delivery_status)
     .join(table(Conversation), _conversation.id == _message.conversation_id)
+    .where(_message.id.in_(bindparam("b_ids", expanding=True))),
+    expanding="b_ids",
 )
+LOAD_KEY = "delivery.load"
 
 
 async def _load(ctx: JobContext, message_id: int) -> _Pending:
@@ -123,20 +126,32 @@ async def _load(ctx: JobContext, message_id: int) -> _Pending:
 
 
 async def _load_shared(ctx: JobContext) -> dict[int, _Pending]:
-    """The messages of the calling batch's send_message items, by message id: one query per batch."""
+    """The messages of the calling batch's send_message items, by message id: read with the claim."""
     scope = batch_scope()
     assert scope is not None, "only inside a batch"
-    return await scope.shared("delivery.load", lambda items: _load_many(ctx, items), in_turn=True)
+    return await scope.shared(LOAD_KEY, lambda items: _load_many(ctx, items), in_turn=True)
 
 
 async def _load_many(ctx: JobContext, items: list[OutboxItem]) -> dict[int, _Pending]:
-    """The messages of a batch of send_message items, by message id."""
-    return await _fetch(ctx, {mid for item in items if (mid := _message_id(item)) is not None})
+    """The messages of a batch of send_message items, by message id (in a session of their own)."""
+    async with ctx.factory() as session:
+        return await load_pending(session, items)
+
+
+async def load_pending(session: AsyncSession, items: list[OutboxItem]) -> dict[int, _Pending]:
+    """The messages of send_message items, by message id (a ClaimLoad: read in the claim's transaction)."""
+    return await _pending(session, {mid for item in items if (mid := _message_id(item)) is not None})
 
 
 async def _fetch(ctx: JobContext, ids: set[int]) -> dict[int, _Pending]:
     async with ctx.factory() as session:
-        rows = (await session.execute(_PENDING.where(_message.id.in_(ids)))).all()
+        return await _pending(session, ids)
+
+
+async def _pending(session: AsyncSession, ids: set[int]) -> dict[int, _Pending]:
+    if not ids:
+        return {}
+    rows = await _PENDING.rows(session, {"b_ids": sorted(ids)})
     return {row[0]: _Pending(row[-1], _envelope(*row[:-1])) for row in rows}
 
 

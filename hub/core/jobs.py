@@ -7,7 +7,8 @@ Items of a kind in `JobContext.batch_kinds`, or of a kind and payload channel in
 (email sends), run in batches: the job of one item claims it and up to `batch_size - 1` more due
 items like it (same kind, same channel) in one conditional UPDATE, runs their handlers
 concurrently (a `BatchScope` lets them share one load and defer their writes), then records every
-outcome and the deferred writes in one transaction. A kind with a `batch_runners` entry (email
+outcome and the deferred writes in one transaction. A kind with a `claim_loads` entry (email
+sends) reads what its batch needs in the claim's own transaction. A kind with a `batch_runners` entry (email
 sends) hands the whole batch to it instead: one load, one `send_many`, one outcome per item. The
 jobs of the items claimed ahead are then no-ops: skipped from memory in this process, by the
 claim elsewhere.
@@ -26,7 +27,7 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any, Protocol, TypeVar, cast
 
-from sqlalchemy import Row, Update, bindparam, literal_column, true, update
+from sqlalchemy import bindparam, literal_column, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.instrumentation import manager_of_class
 from sqlmodel import col, select
@@ -34,7 +35,7 @@ from sqlmodel import col, select
 from hub.core.blobs import BlobStore
 from hub.core.envelopes import Outbound, SendResult
 from hub.core.outbox import JobQueue
-from hub.store.bulk import DriverStatement, session_binder
+from hub.store.bulk import DriverQuery, DriverStatement, Row, session_binder
 from hub.store.engine import SessionFactory
 from hub.store.models import OutboxItem, QuarantineItem, table
 from hub.store.types import UTCDateTime, utcnow
@@ -61,6 +62,19 @@ class Sender(Protocol):
 
 
 Handler = Callable[["JobContext", OutboxItem], Awaitable[dict[str, Any]]]
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimLoad:
+    """What a batching kind reads for its items in the claim's own transaction (no session of its own).
+
+    Handlers of the batch get it from `BatchScope.shared(key, ...)` as if they had loaded it.
+    """
+
+    key: str
+    run: Callable[[AsyncSession, list[OutboxItem]], Awaitable[Any]]
+
+
 # Runs a whole claimed batch of one kind at once (one load, one send_many), one Attempt per item in order.
 BatchRunner = Callable[["JobContext", list[OutboxItem]], Awaitable[list["Attempt"]]]
 T = TypeVar("T")
@@ -77,6 +91,8 @@ class JobContext:
     handlers: dict[str, Handler] = field(default_factory=dict)
     # kind -> a runner for a whole batch of its items, used instead of one handler call per item.
     batch_runners: dict[str, BatchRunner] = field(default_factory=dict)
+    # kind -> what its batches read in the claim's transaction (see ClaimLoad).
+    claim_loads: dict[str, ClaimLoad] = field(default_factory=dict)
     senders: Mapping[str, Sender] = field(default_factory=dict)
     extras: dict[str, Any] = field(default_factory=dict)
     stuck_after: timedelta = timedelta(minutes=5)
@@ -158,13 +174,13 @@ async def run_outbox_item(ctx: JobContext, item_id: int) -> str:
     async with ctx.db_turn:
         if _was_claimed_ahead(ctx, item_id):
             return "skipped"
-        items = await claim_batch(ctx, item_id)
-        _remember_ahead(ctx, items[1:])
-    if not items:
+        claimed = await claim_batch(ctx, item_id)
+        _remember_ahead(ctx, claimed.items[1:])
+    if not claimed.items:
         return "skipped"
-    if _batches(ctx, items[0]):
-        return (await run_batch(ctx, items))[item_id]
-    return await _run_one(ctx, items[0])
+    if _batches(ctx, claimed.items[0]):
+        return (await run_batch(ctx, claimed.items, claimed.loaded))[item_id]
+    return await _run_one(ctx, claimed.items[0])
 
 
 async def _run_one(ctx: JobContext, item: OutboxItem) -> str:
@@ -202,9 +218,10 @@ Flush = Callable[[AsyncSession, list[Any]], Awaitable[None]]
 class BatchScope:
     """What the handlers of one batch share: loads done once, writes committed with the outcomes."""
 
-    def __init__(self, items: list[OutboxItem], turn: asyncio.Lock) -> None:
+    def __init__(self, items: list[OutboxItem], turn: asyncio.Lock, loaded: Mapping[str, Any] | None = None) -> None:
         self.items = items
         self._turn = turn
+        self._loaded = dict(loaded or {})  # read with the claim (ClaimLoad), by key
         self._loads: dict[str, asyncio.Future[Any]] = {}
         self._writes: dict[str, tuple[Flush, list[Any]]] = {}
 
@@ -214,7 +231,11 @@ class BatchScope:
         """`load(items)` run once for the whole batch; every handler awaiting `key` gets its result.
 
         `in_turn`: the load takes the process's database turn (JobContext.db_turn) while it runs.
+        A key the claim loaded already (ClaimLoad) is answered from that.
         """
+        if key in self._loaded:
+            ready: T = self._loaded[key]
+            return ready
         future = self._loads.get(key)
         if future is None:
             future = self._loads[key] = asyncio.ensure_future(self._in_turn(load) if in_turn else load(self.items))
@@ -257,17 +278,22 @@ def _batches(ctx: JobContext, item: OutboxItem) -> bool:
 _outbox = table(OutboxItem).c
 _NOW = bindparam("b_now", type_=UTCDateTime())
 _CLAIM = {"status": "running", "claimed_at": _NOW, "attempt": _outbox.attempt + 1, "updated_at": _NOW}
-# Core statements built once, returning the row's columns: a batch needs a hundred plain items,
-# not the ORM's per-row loading (identity map, events) nor a statement rebuilt per claim.
-_CLAIM_ONE = (
+# What a claim reads back: the claim itself sets status, claimed_at and updated_at, so those are
+# filled in from its own values instead of being sent back and converted row by row.
+_RETURNED = (_outbox.id, _outbox.kind, _outbox.payload, _outbox.attempt, _outbox.max_attempts, _outbox.available_at,
+             _outbox.last_error, _outbox.result, _outbox.created_at)
+_RETURNED_KEYS = tuple(c.key for c in _RETURNED)
+# Statements built once and run at the driver (one round trip each): a batch needs a hundred
+# plain items, not the ORM's per-row loading (identity map, events) nor a statement rebuilt per claim.
+_CLAIM_ONE = DriverQuery(
     update(table(OutboxItem))
     .where(_outbox.id == bindparam("b_id"), _outbox.status == "queued", _outbox.available_at <= _NOW)
-    .values(**_CLAIM).returning(*table(OutboxItem).c)
+    .values(**_CLAIM).returning(*_RETURNED)
 )
 
 
 @lru_cache(maxsize=8)
-def _claim_more(limit: int, by_channel: bool) -> Update:
+def _claim_more(limit: int, by_channel: bool) -> DriverQuery:
     """Claim up to `limit` due items of one kind (and payload channel), oldest first."""
     # SKIP LOCKED: on PostgreSQL concurrent claimers take different rows instead of queueing
     # behind each other; the repeated status test settles any race (READ COMMITTED re-check).
@@ -280,37 +306,54 @@ def _claim_more(limit: int, by_channel: bool) -> Update:
         .order_by(_outbox.available_at, _outbox.id).limit(limit)
         .with_for_update(skip_locked=True).cte("due")
     )
-    return (
+    return DriverQuery(
         update(table(OutboxItem)).where(_outbox.id.in_(select(due.c.id)), _outbox.status == "queued")
-        .values(**_CLAIM).returning(*table(OutboxItem).c)
+        .values(**_CLAIM).returning(*_RETURNED)
     )
 
 
 _NEW_ITEM = manager_of_class(OutboxItem).new_instance
-_ITEM_KEYS = tuple(c.key for c in table(OutboxItem).c)
 
 
-def _claimed(rows: Sequence[Row[Any]]) -> list[OutboxItem]:
+def _claimed(rows: Sequence[Row], now: datetime) -> list[OutboxItem]:
     """Items from RETURNING rows, filled the way the ORM fills a loaded row (not attached to a session)."""
     items = []
     for row in rows:
         item = _NEW_ITEM()
-        item.__dict__.update(zip(_ITEM_KEYS, row, strict=True))
+        values = item.__dict__
+        values.update(zip(_RETURNED_KEYS, row, strict=True))
+        values["status"], values["claimed_at"], values["updated_at"] = "running", now, now
         items.append(item)
     return items
 
 
-async def claim_batch(ctx: JobContext, item_id: int) -> list[OutboxItem]:
-    """Claim `item_id` (first in the list) and, when it batches, up to batch_size - 1 more due items like it."""
+@dataclass(slots=True)
+class Claimed:
+    """Items claimed together (the job's own first), and what the kind's claim-time load read for them."""
+
+    items: list[OutboxItem]
+    loaded: dict[str, Any] = field(default_factory=dict)
+
+
+async def claim_batch(ctx: JobContext, item_id: int) -> Claimed:
+    """Claim `item_id` (first) and, when it batches, up to batch_size - 1 more due items like it.
+
+    A batching kind's `claim_loads` entry runs in the same transaction, over all the claimed items.
+    """
     now = utcnow()
     async with ctx.factory() as session, session.begin():
-        first = _claimed((await session.execute(_CLAIM_ONE, {"b_id": item_id, "b_now": now})).all())
-        if not first or not _batches(ctx, first[0]) or ctx.batch_size <= 1:
-            return first
-        channel = _batch_channel(ctx, first[0])
-        statement = _claim_more(ctx.batch_size - 1, channel is not None)
-        more = (await session.execute(statement, {"b_kind": first[0].kind, "b_now": now, "b_channel": channel})).all()
-    return [*first, *_claimed(more)]
+        claimed = Claimed(_claimed(await _CLAIM_ONE.rows(session, {"b_id": item_id, "b_now": now}), now))
+        first = claimed.items[0] if claimed.items else None
+        if first is None or not _batches(ctx, first):
+            return claimed
+        if ctx.batch_size > 1:
+            channel = _batch_channel(ctx, first)
+            more = await _claim_more(ctx.batch_size - 1, channel is not None).rows(
+                session, {"b_kind": first.kind, "b_now": now, "b_channel": channel})
+            claimed.items.extend(_claimed(more, now))
+        if (load := ctx.claim_loads.get(first.kind)) is not None:
+            claimed.loaded[load.key] = await load.run(session, claimed.items)
+    return claimed
 
 
 def _was_claimed_ahead(ctx: JobContext, item_id: int) -> bool:
@@ -356,9 +399,14 @@ async def _attempt(ctx: JobContext, item: OutboxItem) -> Attempt:
     return Attempt(item, "done", result=result)
 
 
-async def run_batch(ctx: JobContext, items: list[OutboxItem]) -> dict[int, str]:
-    """Run claimed items of one kind concurrently and record all outcomes in one transaction."""
-    scope = BatchScope(items, ctx.db_turn)
+async def run_batch(
+    ctx: JobContext, items: list[OutboxItem], loaded: Mapping[str, Any] | None = None
+) -> dict[int, str]:
+    """Run claimed items of one kind concurrently and record all outcomes in one transaction.
+
+    `loaded`: what the claim read for them (Claimed.loaded), handed to the handlers by BatchScope.shared.
+    """
+    scope = BatchScope(items, ctx.db_turn, loaded)
     token = _BATCH.set(scope)  # the lanes' tasks copy the context, and with it the scope
     try:
         runner = ctx.batch_runners.get(items[0].kind)

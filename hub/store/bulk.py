@@ -19,7 +19,7 @@ from operator import itemgetter
 from typing import Any
 
 import aiosqlite
-from sqlalchemy import ColumnElement, Table, and_, insert, or_
+from sqlalchemy import ColumnElement, Select, Table, Update, and_, insert, or_
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -143,6 +143,100 @@ class DriverStatement:
             await _aiosqlite_executemany(connection, sql, params)
         else:
             await connection.exec_driver_sql(sql, params)
+
+
+# How a positional parameter gets its value: from the caller's params by name, from an expanding
+# list param by (name, index), or fixed when the statement was compiled (a literal's bind).
+_Source = tuple[str, Any, Callable[[Any], Any]]
+
+
+class DriverQuery:
+    """A statement with result rows (SELECT, UPDATE ... RETURNING) run by the driver in one call.
+
+    SQLAlchemy's adapted aiosqlite cursor costs four thread hops per statement (open, execute,
+    fetch, close) and its execution bookkeeping; aiosqlite's execute_fetchall is one. Parameters
+    and values go through the columns' own bind and result processors, so the rows hold what
+    SQLAlchemy would return. Other drivers have no thread to hop to: the connection runs it.
+    `expanding` names the one IN-list parameter, compiled once per list length.
+    """
+
+    def __init__(self, statement: Select[Any] | Update, expanding: str | None = None) -> None:
+        self.statement = statement
+        self.expanding = expanding
+        self._plans: dict[tuple[type[Dialect], int], _QueryPlan] = {}
+
+    async def rows(self, session: AsyncSession, params: dict[str, Any]) -> list[Row]:
+        """The result rows for `params` (Python values, by parameter name), in the session's transaction."""
+        connection = await session.connection()
+        if connection.dialect.driver != "aiosqlite":
+            return [tuple(row) for row in await connection.execute(self.statement, params)]
+        plan = self._plan(connection.dialect, len(params[self.expanding]) if self.expanding else 0)
+        values = plan.values(params)
+        driver = await _aiosqlite(connection)
+        with _as_sqlalchemy_errors(plan.sql, values):
+            fetched = await driver.execute_fetchall(plan.sql, values)
+        return plan.converted(fetched)
+
+    def _plan(self, dialect: Dialect, size: int) -> _QueryPlan:
+        key = (type(dialect), size)
+        plan = self._plans.get(key)
+        if plan is None:
+            if len(self._plans) > 256:  # list lengths seen: a batch's are few, but bound them
+                self._plans.clear()
+            plan = self._plans[key] = _QueryPlan(self.statement, dialect, self.expanding, size)
+        return plan
+
+
+class _QueryPlan:
+    """A DriverQuery compiled for one dialect (and one IN-list length): its SQL and converters."""
+
+    def __init__(self, statement: Select[Any] | Update, dialect: Dialect, expanding: str | None, size: int) -> None:
+        if expanding is not None:
+            statement = statement.params({expanding: [None] * size})
+        compiled = statement.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
+        assert isinstance(compiled, SQLCompiler)
+        self.sql = str(compiled)
+        expanded = {f"{expanding}_{n + 1}": n for n in range(size)}
+        self._sources = [self._source(compiled, dialect, name, expanding, expanded)
+                         for name in compiled.positiontup or ()]
+        self._results = [(index, process) for index, column in enumerate(statement.exported_columns)
+                         if (process := column.type.dialect_impl(dialect).result_processor(dialect, None)) is not None]
+
+    @staticmethod
+    def _source(compiled: SQLCompiler, dialect: Dialect, name: str, expanding: str | None,
+                expanded: dict[str, int]) -> _Source:
+        index = expanded.get(name)
+        bind = compiled.binds[expanding if index is not None and expanding else name]
+        process = _processor(bind.type, dialect)
+        if index is not None:
+            return "item", (expanding, index), process
+        if bind.required:  # a bindparam() the caller fills
+            return "param", name, process
+        return "fixed", process(bind.effective_value), _same
+
+    def values(self, params: dict[str, Any]) -> Row:
+        """The driver's positional parameters."""
+        out = []
+        for kind, key, process in self._sources:
+            if kind == "param":
+                out.append(process(params[key]))
+            elif kind == "item":
+                out.append(process(params[key[0]][key[1]]))
+            else:
+                out.append(key)
+        return tuple(out)
+
+    def converted(self, fetched: Iterable[Any]) -> list[Row]:
+        """Driver rows with each column's result processor applied."""
+        if not self._results:
+            return [tuple(row) for row in fetched]
+        rows = []
+        for raw in fetched:
+            row = list(raw)
+            for index, process in self._results:
+                row[index] = process(row[index])
+            rows.append(tuple(row))
+        return rows
 
 
 async def driver_rows(session: AsyncSession, sql: str, params: Row = ()) -> list[Row]:

@@ -6,8 +6,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import aiosqlite
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.util import await_
 
 from hub.settings import Settings
 
@@ -36,7 +38,13 @@ def _install_sqlite_hooks(engine: AsyncEngine, extra: Sequence[Callable[[Any], N
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Straight to aiosqlite: one thread hop, where SQLAlchemy's adapted cursor takes three
+        # (open, execute, close) for every transaction.
+        driver = conn.connection.driver_connection
+        if isinstance(driver, aiosqlite.Connection):
+            await_(driver.execute_fetchall("BEGIN IMMEDIATE"))
+        else:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def make_engine(settings: Settings, sqlite_functions: Sequence[Callable[[Any], None]] = ()) -> AsyncEngine:

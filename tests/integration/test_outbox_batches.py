@@ -13,10 +13,10 @@ from sqlalchemy import update
 from sqlmodel import col, select
 
 from hub import runtime as hub_runtime
-from hub.core import outbox
+from hub.core import delivery, outbox
 from hub.core.envelopes import Outbound, SendResult
 from hub.core.ingest import ingest_once
-from hub.core.jobs import run_outbox_item
+from hub.core.jobs import claim_batch, run_outbox_item
 from hub.core.replies import ReplyRequest, create_reply
 from hub.store.models import Agent, Conversation, Message, OutboxItem, QuarantineItem
 from tests.support.builders import sms
@@ -95,6 +95,27 @@ async def test_one_job_claims_and_sends_the_due_batch_and_the_other_jobs_are_no_
     assert all(items[i].status == "done" and items[i].result == {"provider_id": f"P{m}", "detail": "queued at provider"}
                for m, i in made)
     assert len(sender.sent) == 12
+
+
+async def test_a_claim_reads_its_batchs_messages_in_the_same_transaction(runtime: hub_runtime.Runtime) -> None:
+    _batches_for_sms(runtime)
+    made = await _replies(runtime, [f"ok-{n}" for n in range(5)])
+    claimed = await claim_batch(runtime.jobs, made[2][1])
+    assert claimed.items[0].id == made[2][1]
+    assert sorted(item.id for item in claimed.items) == sorted(i for _, i in made)
+    messages, items = await _rows(runtime)
+    for item in claimed.items:  # what the claim fills in itself matches what it stored
+        stored = items[item.id]  # type: ignore[index]
+        assert (item.status, item.attempt, item.claimed_at, item.updated_at) == (
+            "running", 1, stored.claimed_at, stored.updated_at)
+        assert (item.kind, item.payload, item.available_at, item.created_at, item.result) == (
+            stored.kind, stored.payload, stored.available_at, stored.created_at, stored.result)
+    loaded = claimed.loaded[delivery.LOAD_KEY]
+    assert sorted(loaded) == sorted(m for m, _ in made)
+    for message_id, pending in loaded.items():
+        message = messages[message_id]
+        assert (pending.delivery_status, pending.outbound.body_text, pending.outbound.recipient.value) == (
+            message.delivery_status, message.body_text, message.recipient)
 
 
 async def test_each_item_of_a_batch_gets_its_own_outcome(runtime: hub_runtime.Runtime) -> None:
