@@ -134,13 +134,16 @@ async def _load_shared(ctx: JobContext) -> dict[int, _Pending]:
 
 async def _load_many(ctx: JobContext, items: list[OutboxItem]) -> dict[int, _Pending]:
     """The messages of a batch of send_message items, by message id (in a session of their own)."""
-    async with ctx.factory() as session:
-        return await load_pending(session, items)
+    return await _fetch(ctx, _message_ids(items))
 
 
 async def load_pending(session: AsyncSession, items: list[OutboxItem]) -> dict[int, _Pending]:
     """The messages of send_message items, by message id (a ClaimLoad: read in the claim's transaction)."""
-    return await _pending(session, {mid for item in items if (mid := _message_id(item)) is not None})
+    return await _pending(session, _message_ids(items))
+
+
+def _message_ids(items: list[OutboxItem]) -> set[int]:
+    return {mid for item in items if (mid := _message_id(item)) is not None}
 
 
 async def _fetch(ctx: JobContext, ids: set[int]) -> dict[int, _Pending]:

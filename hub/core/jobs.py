@@ -8,8 +8,8 @@ Items of a kind in `JobContext.batch_kinds`, or of a kind and payload channel in
 items like it (same kind, same channel) in one conditional UPDATE, runs their handlers
 concurrently (a `BatchScope` lets them share one load and defer their writes), then records every
 outcome and the deferred writes in one transaction. A kind with a `claim_loads` entry (email
-sends) reads what its batch needs in the claim's own transaction. A kind with a `batch_runners` entry (email
-sends) hands the whole batch to it instead: one load, one `send_many`, one outcome per item. The
+sends) reads what its batch needs in the claim's own transaction. A kind with a `batch_runners`
+entry (email sends) hands the whole batch to it instead: one `send_many`, one outcome per item. The
 jobs of the items claimed ahead are then no-ops: skipped from memory in this process, by the
 claim elsewhere.
 """
@@ -221,7 +221,7 @@ class BatchScope:
     def __init__(self, items: list[OutboxItem], turn: asyncio.Lock, loaded: Mapping[str, Any] | None = None) -> None:
         self.items = items
         self._turn = turn
-        self._loaded = dict(loaded or {})  # read with the claim (ClaimLoad), by key
+        self._loaded: Mapping[str, Any] = loaded or {}  # read with the claim (ClaimLoad), by key
         self._loads: dict[str, asyncio.Future[Any]] = {}
         self._writes: dict[str, tuple[Flush, list[Any]]] = {}
 

@@ -145,9 +145,9 @@ class DriverStatement:
             await connection.exec_driver_sql(sql, params)
 
 
-# How a positional parameter gets its value: from the caller's params by name, from an expanding
-# list param by (name, index), or fixed when the statement was compiled (a literal's bind).
-_Source = tuple[str, Any, Callable[[Any], Any]]
+# A positional parameter's value from the caller's params: by name, from an IN-list by place, or
+# a literal's, converted when the statement was compiled.
+_Source = Callable[[dict[str, Any]], Any]
 
 
 class DriverQuery:
@@ -171,11 +171,7 @@ class DriverQuery:
         if connection.dialect.driver != "aiosqlite":
             return [tuple(row) for row in await connection.execute(self.statement, params)]
         plan = self._plan(connection.dialect, len(params[self.expanding]) if self.expanding else 0)
-        values = plan.values(params)
-        driver = await _aiosqlite(connection)
-        with _as_sqlalchemy_errors(plan.sql, values):
-            fetched = await driver.execute_fetchall(plan.sql, values)
-        return plan.converted(fetched)
+        return plan.converted(await _aiosqlite_rows(connection, plan.sql, plan.values(params)))
 
     def _plan(self, dialect: Dialect, size: int) -> _QueryPlan:
         key = (type(dialect), size)
@@ -196,35 +192,28 @@ class _QueryPlan:
         compiled = statement.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
         assert isinstance(compiled, SQLCompiler)
         self.sql = str(compiled)
-        expanded = {f"{expanding}_{n + 1}": n for n in range(size)}
-        self._sources = [self._source(compiled, dialect, name, expanding, expanded)
+        expanded = {f"{expanding}_{n + 1}": (expanding, n) for n in range(size)} if expanding else {}
+        self._sources = [self._source(compiled, dialect, name, expanded.get(name))
                          for name in compiled.positiontup or ()]
         self._results = [(index, process) for index, column in enumerate(statement.exported_columns)
                          if (process := column.type.dialect_impl(dialect).result_processor(dialect, None)) is not None]
 
     @staticmethod
-    def _source(compiled: SQLCompiler, dialect: Dialect, name: str, expanding: str | None,
-                expanded: dict[str, int]) -> _Source:
-        index = expanded.get(name)
-        bind = compiled.binds[expanding if index is not None and expanding else name]
+    def _source(compiled: SQLCompiler, dialect: Dialect, name: str, item: tuple[str, int] | None) -> _Source:
+        """Where the parameter `name` takes its value; `item` is (list name, place) for an IN-list's."""
+        if item is not None:
+            process = _processor(compiled.binds[item[0]].type, dialect)
+            return lambda params: process(params[item[0]][item[1]])
+        bind = compiled.binds[name]
         process = _processor(bind.type, dialect)
-        if index is not None:
-            return "item", (expanding, index), process
         if bind.required:  # a bindparam() the caller fills
-            return "param", name, process
-        return "fixed", process(bind.effective_value), _same
+            return lambda params: process(params[name])
+        fixed = process(bind.effective_value)
+        return lambda params: fixed
 
     def values(self, params: dict[str, Any]) -> Row:
         """The driver's positional parameters."""
-        out = []
-        for kind, key, process in self._sources:
-            if kind == "param":
-                out.append(process(params[key]))
-            elif kind == "item":
-                out.append(process(params[key[0]][key[1]]))
-            else:
-                out.append(key)
-        return tuple(out)
+        return tuple(source(params) for source in self._sources)
 
     def converted(self, fetched: Iterable[Any]) -> list[Row]:
         """Driver rows with each column's result processor applied."""
@@ -244,9 +233,13 @@ async def driver_rows(session: AsyncSession, sql: str, params: Row = ()) -> list
     connection = await session.connection()
     if connection.dialect.driver != "aiosqlite":
         return [tuple(row) for row in await connection.exec_driver_sql(sql, params)]
+    return [tuple(row) for row in await _aiosqlite_rows(connection, sql, params)]
+
+
+async def _aiosqlite_rows(connection: AsyncConnection, sql: str, params: Row) -> Iterable[Any]:
     driver = await _aiosqlite(connection)
     with _as_sqlalchemy_errors(sql, params):
-        return [tuple(row) for row in await driver.execute_fetchall(sql, params)]
+        return await driver.execute_fetchall(sql, params)
 
 
 async def _aiosqlite_executemany(connection: AsyncConnection, sql: str, params: list[Row]) -> None:

@@ -6,7 +6,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import aiosqlite
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.util import await_
@@ -38,13 +37,9 @@ def _install_sqlite_hooks(engine: AsyncEngine, extra: Sequence[Callable[[Any], N
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        # Straight to aiosqlite: one thread hop, where SQLAlchemy's adapted cursor takes three
-        # (open, execute, close) for every transaction.
-        driver = conn.connection.driver_connection
-        if isinstance(driver, aiosqlite.Connection):
-            await_(driver.execute_fetchall("BEGIN IMMEDIATE"))
-        else:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Straight to aiosqlite (settings only admit sqlite+aiosqlite): one thread hop, where
+        # SQLAlchemy's adapted cursor takes three (open, execute, close) for every transaction.
+        await_(conn.connection.driver_connection.execute_fetchall("BEGIN IMMEDIATE"))
 
 
 def make_engine(settings: Settings, sqlite_functions: Sequence[Callable[[Any], None]] = ()) -> AsyncEngine:
