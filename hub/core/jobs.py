@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any, Protocol, TypeVar, cast
 
-from sqlalchemy import bindparam, literal_column, true, update
+from sqlalchemy import Integer, bindparam, literal_column, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.instrumentation import manager_of_class
 from sqlmodel import col, select
@@ -81,6 +81,34 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
+class BatchPace:
+    """How many items a kind's next batch claims: about `seconds` of sending at the pace its last
+    batches finished, so a fast server gets big batches (one claim and one record per several
+    hundred sends) while a slow one's batches, and with them a crash's resends and the wait for
+    delivery states, stay short. `first` until a pace is known, or again after an idle spell.
+    """
+
+    def __init__(self, seconds: float = 0.5, first: int = 100) -> None:
+        self.seconds, self.first = seconds, first
+        self._rate: dict[str, float] = {}  # items per second, smoothed over the last batches
+        self._last_end: dict[str, float] = {}
+
+    def size(self, kind: str, most: int) -> int:
+        """The batch size for `kind`, between 1 and `most`."""
+        rate = self._rate.get(kind)
+        wanted = self.first if rate is None else round(rate * self.seconds)
+        return max(1, min(most, wanted))
+
+    def finished(self, kind: str, count: int, now: float) -> None:
+        """A batch of `count` items of `kind` ended at `now` (monotonic seconds)."""
+        last, self._last_end[kind] = self._last_end.get(kind), now
+        if last is None or now - last > 10 * self.seconds:  # idle in between: no pace to learn from
+            return
+        sample = count / max(now - last, 1e-3)
+        old = self._rate.get(kind)
+        self._rate[kind] = sample if old is None else (old + sample) / 2
+
+
 @dataclass
 class JobContext:
     """Resources every job may use; built once per worker process."""
@@ -99,9 +127,11 @@ class JobContext:
     batch_kinds: set[str] = field(default_factory=set)  # kinds whose items all run in batches
     # kind -> the payload "channel" values whose items run in batches (the channel registers itself).
     batch_channels: dict[str, set[str]] = field(default_factory=dict)
-    # Outcomes are recorded once per batch: a worker killed mid-batch leaves up to this many rows
-    # running, revived after stuck_after and sent again if they had gone out (at-least-once).
-    batch_size: int = 100
+    # Outcomes are recorded once per batch: a worker killed mid-batch leaves its batch's rows
+    # running, revived after stuck_after and sent again if they had gone out (at-least-once). The
+    # pace keeps a batch to about half a second of sending, and never over batch_size items.
+    batch_size: int = 500
+    pace: BatchPace = field(default_factory=BatchPace)
     batch_concurrency: int = 8  # handlers of one batch in flight at once (the SMTP pool queues the rest)
     # Items this process claimed ahead in a batch, by id, with the monotonic time of the claim: their
     # own jobs, when they arrive here, are skipped without a database round trip.
@@ -292,9 +322,9 @@ _CLAIM_ONE = DriverQuery(
 )
 
 
-@lru_cache(maxsize=8)
-def _claim_more(limit: int, by_channel: bool) -> DriverQuery:
-    """Claim up to `limit` due items of one kind (and payload channel), oldest first."""
+@lru_cache(maxsize=2)
+def _claim_more(by_channel: bool) -> DriverQuery:
+    """Claim up to b_limit due items of one kind (and payload channel), oldest first."""
     # SKIP LOCKED: on PostgreSQL concurrent claimers take different rows instead of queueing
     # behind each other; the repeated status test settles any race (READ COMMITTED re-check).
     # A CTE, because PostgreSQL may run an IN (... LIMIT n SKIP LOCKED) subquery more than
@@ -303,7 +333,7 @@ def _claim_more(limit: int, by_channel: bool) -> DriverQuery:
         select(_outbox.id)
         .where(_outbox.status == "queued", _outbox.kind == bindparam("b_kind"), _outbox.available_at <= _NOW,
                _outbox.payload["channel"].as_string() == bindparam("b_channel") if by_channel else true())
-        .order_by(_outbox.available_at, _outbox.id).limit(limit)
+        .order_by(_outbox.available_at, _outbox.id).limit(bindparam("b_limit", type_=Integer()))
         .with_for_update(skip_locked=True).cte("due")
     )
     return DriverQuery(
@@ -346,10 +376,10 @@ async def claim_batch(ctx: JobContext, item_id: int) -> Claimed:
         first = claimed.items[0] if claimed.items else None
         if first is None or not _batches(ctx, first):
             return claimed
-        if ctx.batch_size > 1:
+        if (size := ctx.pace.size(first.kind, ctx.batch_size)) > 1:
             channel = _batch_channel(ctx, first)
-            more = await _claim_more(ctx.batch_size - 1, channel is not None).rows(
-                session, {"b_kind": first.kind, "b_now": now, "b_channel": channel})
+            more = await _claim_more(channel is not None).rows(
+                session, {"b_kind": first.kind, "b_now": now, "b_channel": channel, "b_limit": size - 1})
             claimed.items.extend(_claimed(more, now))
         if (load := ctx.claim_loads.get(first.kind)) is not None:
             claimed.loaded[load.key] = await load.run(session, claimed.items)
@@ -413,6 +443,7 @@ async def run_batch(
         attempts = await (_run_whole(ctx, runner, items) if runner else _run_in_lanes(ctx, items))
     finally:
         _BATCH.reset(token)
+    ctx.pace.finished(items[0].kind, len(items), time.monotonic())
     return await _record(ctx, scope, attempts)
 
 
