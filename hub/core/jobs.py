@@ -81,32 +81,36 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
+# What batches together, and so shares a pace: an outbox kind, and the payload channel it batches on.
+BatchKey = tuple[str, str | None]
+
+
 class BatchPace:
-    """How many items a kind's next batch claims: about `seconds` of sending at the pace its last
-    batches finished, so a fast server gets big batches (one claim and one record per several
+    """How many items the next batch of a key claims: about `seconds` of sending at the pace its
+    last batches finished, so a fast server gets big batches (one claim and one record per several
     hundred sends) while a slow one's batches, and with them a crash's resends and the wait for
     delivery states, stay short. `first` until a pace is known, or again after an idle spell.
     """
 
     def __init__(self, seconds: float = 0.5, first: int = 100) -> None:
         self.seconds, self.first = seconds, first
-        self._rate: dict[str, float] = {}  # items per second, smoothed over the last batches
-        self._last_end: dict[str, float] = {}
+        self._rate: dict[BatchKey, float] = {}  # items per second, smoothed over the last batches
+        self._last_end: dict[BatchKey, float] = {}
 
-    def size(self, kind: str, most: int) -> int:
-        """The batch size for `kind`, between 1 and `most`."""
-        rate = self._rate.get(kind)
+    def size(self, key: BatchKey, most: int) -> int:
+        """The next batch size for `key`, between 1 and `most`."""
+        rate = self._rate.get(key)
         wanted = self.first if rate is None else round(rate * self.seconds)
         return max(1, min(most, wanted))
 
-    def finished(self, kind: str, count: int, now: float) -> None:
-        """A batch of `count` items of `kind` ended at `now` (monotonic seconds)."""
-        last, self._last_end[kind] = self._last_end.get(kind), now
+    def finished(self, key: BatchKey, count: int, now: float) -> None:
+        """A batch of `count` items of `key` ended at `now` (monotonic seconds)."""
+        last, self._last_end[key] = self._last_end.get(key), now
         if last is None or now - last > 10 * self.seconds:  # idle in between: no pace to learn from
             return
         sample = count / max(now - last, 1e-3)
-        old = self._rate.get(kind)
-        self._rate[kind] = sample if old is None else (old + sample) / 2
+        old = self._rate.get(key)
+        self._rate[key] = sample if old is None else (old + sample) / 2
 
 
 @dataclass
@@ -129,7 +133,7 @@ class JobContext:
     batch_channels: dict[str, set[str]] = field(default_factory=dict)
     # Outcomes are recorded once per batch: a worker killed mid-batch leaves its batch's rows
     # running, revived after stuck_after and sent again if they had gone out (at-least-once). The
-    # pace keeps a batch to about half a second of sending, and never over batch_size items.
+    # pace keeps a batch to a short spell of sending, and never over batch_size items.
     batch_size: int = 500
     pace: BatchPace = field(default_factory=BatchPace)
     batch_concurrency: int = 8  # handlers of one batch in flight at once (the SMTP pool queues the rest)
@@ -376,8 +380,8 @@ async def claim_batch(ctx: JobContext, item_id: int) -> Claimed:
         first = claimed.items[0] if claimed.items else None
         if first is None or not _batches(ctx, first):
             return claimed
-        if (size := ctx.pace.size(first.kind, ctx.batch_size)) > 1:
-            channel = _batch_channel(ctx, first)
+        channel = _batch_channel(ctx, first)
+        if (size := ctx.pace.size((first.kind, channel), ctx.batch_size)) > 1:
             more = await _claim_more(channel is not None).rows(
                 session, {"b_kind": first.kind, "b_now": now, "b_channel": channel, "b_limit": size - 1})
             claimed.items.extend(_claimed(more, now))
@@ -443,7 +447,7 @@ async def run_batch(
         attempts = await (_run_whole(ctx, runner, items) if runner else _run_in_lanes(ctx, items))
     finally:
         _BATCH.reset(token)
-    ctx.pace.finished(items[0].kind, len(items), time.monotonic())
+    ctx.pace.finished((items[0].kind, _batch_channel(ctx, items[0])), len(items), time.monotonic())
     return await _record(ctx, scope, attempts)
 
 
