@@ -89,7 +89,7 @@ class BatchPace:
     """How many items the next batch of a key claims: about `seconds` of sending at the pace its
     last batches finished, so a fast server gets big batches (one claim and one record per several
     hundred sends) while a slow one's batches, and with them a crash's resends and the wait for
-    delivery states, stay short. `first` until a pace is known, or again after an idle spell.
+    delivery states, stay short. `first` until a pace is known; an idle spell keeps the last pace.
     """
 
     def __init__(self, seconds: float = 0.5, first: int = 100) -> None:
