@@ -24,7 +24,7 @@ from hub.core.blobs import FileBlobStore
 from hub.core.dispatch import ArqQueue, InProcessQueue
 from hub.core.events import EventHandler
 from hub.core.ingest import IngestContext
-from hub.core.jobs import ClaimLoad, JobContext, run_outbox_item, sweep
+from hub.core.jobs import ClaimLoad, JobContext, run_outbox_item, sweep, taken_ahead
 from hub.core.outbox import JobQueue
 from hub.routing.conditions import install_sqlite_functions
 from hub.settings import Settings
@@ -109,7 +109,7 @@ async def build(settings: Settings, *, use_redis: bool | None = None, migrate_sc
         late.target = ArqQueue(redis)
     else:
         late.target = InProcessQueue(lambda item_id: run_outbox_item(jobs, item_id), settings.inprocess_workers,
-                                     skips=lambda item_id: item_id in jobs.claimed_ahead)
+                                     skips=lambda item_id: taken_ahead(jobs, item_id))
     runtime = Runtime(settings, engine, factory, late, jobs, redis=redis)
     _load_plugins()
     for hook in _PLUGINS:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Protocol, runtime_checkable
 
 from sqlalchemy import String, bindparam, func, literal_column, or_
@@ -17,6 +18,7 @@ from hub.core.events import DELIVERY_UPDATED, Event, EventHandler, publish
 from hub.core.jobs import (
     FINISHED,
     Attempt,
+    BatchScope,
     JobContext,
     PermanentError,
     Sender,
@@ -70,9 +72,14 @@ def advances(current: str | None, new: DeliveryState) -> bool:
     return advance(DeliveryState(current), new) != DeliveryState(current)
 
 
+_ADDRESS_KINDS = {"email": AddressKind.EMAIL, "whatsapp": AddressKind.WHATSAPP}
+_CHANNELS = {channel.value: channel for channel in Channel}
+
+
+# Addresses are immutable and repeat within a batch (the hotel's own, a guest's several replies).
+@lru_cache(maxsize=4096)
 def _address(channel: str, value: str) -> Address:
-    kind = {"email": AddressKind.EMAIL, "whatsapp": AddressKind.WHATSAPP}.get(channel, AddressKind.PHONE)
-    return Address(kind, value)
+    return Address(_ADDRESS_KINDS.get(channel, AddressKind.PHONE), value)
 
 
 def to_outbound(message: Message, conversation: Conversation) -> Outbound:
@@ -88,7 +95,7 @@ def _envelope(
     body_html: str | None, headers: dict[str, Any], external_id: str | None, thread_token: str | None,
 ) -> Outbound:
     return Outbound(
-        channel=Channel(channel), message_id=message_id, sender=_address(channel, sender),
+        channel=_CHANNELS.get(channel) or Channel(channel), message_id=message_id, sender=_address(channel, sender),
         recipient=_address(channel, recipient), body_text=body_text, subject=subject, body_html=body_html,
         headers=tuple((k, str(v)) for k, v in headers.items() if k != "meta"), external_id=external_id,
         meta={"thread_token": thread_token, **headers.get("meta", {})},
@@ -182,6 +189,9 @@ async def _write_marks(session: AsyncSession, marks: list[tuple[int, DeliverySta
                                       for mid, s, r in marks if s is state])
 
 
+_MARKS = "delivery.marks"  # BatchScope key of the deferred message marks
+
+
 async def _mark(
     ctx: JobContext, message_id: int, state: DeliveryState, result: SendResult, done: OutboxItem | None = None
 ) -> bool:
@@ -191,7 +201,7 @@ async def _mark(
     itself: False then.
     """
     if (scope := batch_scope()) is not None:
-        scope.defer("delivery.marks", (message_id, state, result), _write_marks)
+        scope.defer(_MARKS, (message_id, state, result), _write_marks)
         return False
     async with ctx.factory() as session, session.begin():
         message = await session.get(Message, message_id)
@@ -206,7 +216,9 @@ async def _mark(
 
 async def send_message(ctx: JobContext, item: OutboxItem) -> dict[str, Any]:
     """Outbox handler `send_message`: send once, record the provider's answer."""
-    message_id = int(item.payload["message_id"])
+    message_id = _message_id(item)
+    if message_id is None:
+        raise PermanentError(f"outbox payload has no message id: {item.payload.get('message_id')!r}")
     pending = await _load(ctx, message_id)
     if pending.delivery_status in _DONE_VALUES:
         return {"skipped": pending.delivery_status}
@@ -227,17 +239,35 @@ def _no_sender(channel: str) -> TransientError:
     return TransientError(f"no sender configured for channel {channel}", retry_after=_NO_SENDER_RETRY)
 
 
-async def _recorded(ctx: JobContext, item: OutboxItem, message_id: int, result: SendResult) -> Attempt:
-    """Record a send result on the message; the item's outcome: done, failed (5xx...) or retry."""
+def _marked_state(result: SendResult) -> DeliveryState | None:
+    """The message's state after a send: sent, failed (refused for good), or None (retried later)."""
+    return DeliveryState.SENT if result.ok else DeliveryState.FAILED if result.permanent else None
+
+
+def _attempt_of(item: OutboxItem, result: SendResult, finished: bool) -> Attempt:
+    """The item's outcome for a send result: done, failed (5xx...) or retry."""
     if result.ok:
-        finished = await _mark(ctx, message_id, DeliveryState.SENT, result, done=item)
         return Attempt(item, "done", result={FINISHED: True} if finished
                        else {"provider_id": result.provider_id, "detail": result.detail})
     if result.permanent:
-        await _mark(ctx, message_id, DeliveryState.FAILED, result)
         return Attempt(item, "failed", error=PermanentError(f"{result.code or ''} {result.detail}".strip()))
     error = TransientError(result.detail or "transient send failure", retry_after=result.retry_after)
     return Attempt(item, "retry", error=error, delay=result.retry_after)
+
+
+async def _recorded(ctx: JobContext, item: OutboxItem, message_id: int, result: SendResult) -> Attempt:
+    """Record a send result on the message (and finish the row when sent); the item's outcome."""
+    finished = False
+    if (state := _marked_state(result)) is not None:
+        finished = await _mark(ctx, message_id, state, result, done=item if result.ok else None)
+    return _attempt_of(item, result, finished)
+
+
+def _deferred(scope: BatchScope, item: OutboxItem, message_id: int, result: SendResult) -> Attempt:
+    """`_recorded` for a batch runner: the mark waits for the batch's recording transaction."""
+    if (state := _marked_state(result)) is not None:
+        scope.defer(_MARKS, (message_id, state, result), _write_marks)
+    return _attempt_of(item, result, False)
 
 
 @runtime_checkable
@@ -285,8 +315,10 @@ async def _send_channel(ctx: JobContext, channel: str, sends: list[_Send]) -> di
         return {index: Attempt(item, "retry", error=_no_sender(channel), delay=_NO_SENDER_RETRY)
                 for index, item, _ in sends}
     results = await _send_all(ctx, sender, [outbound for _, _, outbound in sends])
+    scope = batch_scope()
+    assert scope is not None, "a batch runner runs in its batch's scope"
     return {index: Attempt(item, "retry", error=result) if isinstance(result, Exception)
-            else await _recorded(ctx, item, outbound.message_id, result)
+            else _deferred(scope, item, outbound.message_id, result)
             for (index, item, outbound), result in zip(sends, results, strict=True)}
 
 
@@ -306,8 +338,11 @@ async def _send_guarded(sender: Sender, outbound: Outbound) -> SendResult | Exce
 
 
 def _message_id(item: OutboxItem) -> int | None:
-    value = str(item.payload.get("message_id", ""))
-    return int(value) if value.isdigit() else None
+    value = item.payload.get("message_id")
+    if value.__class__ is int and value >= 0:  # as replies write it; a digit string is taken too
+        return value
+    text = str(value if value is not None else "")
+    return int(text) if text.isdigit() else None
 
 
 async def apply_update(

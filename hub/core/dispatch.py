@@ -46,7 +46,7 @@ class InProcessQueue:
         skips: Callable[[int], bool] | None = None, quiet_after: float = 0.25, max_wait: float = 1.0,
     ) -> None:
         self._run = run
-        # Whether an item's job will return at once (claimed in another item's batch): no need to wait.
+        # Whether an item's job is done already (run in another item's batch): it is dropped unrun.
         self._skips = skips or (lambda _item_id: False)
         self._queue: asyncio.Queue[int] = asyncio.Queue()
         self._queued: set[int] = set()
@@ -116,7 +116,7 @@ class InProcessQueue:
             try:
                 if not self._skips(item_id):
                     await self.give_way()
-                await self._run(item_id)
+                    await self._run(item_id)
             except Exception:  # one catch point per worker task: keep the dispatcher alive
                 log.exception("in-process job for outbox %s crashed", item_id)
             finally:

@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any, Protocol, TypeVar, cast
 
-from sqlalchemy import Integer, bindparam, literal_column, true, update
+from sqlalchemy import Integer, bindparam, func, literal_column, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.instrumentation import manager_of_class
 from sqlmodel import col, select
@@ -203,10 +203,10 @@ async def run_outbox_item(ctx: JobContext, item_id: int) -> str:
 
     For a batch kind, the outcome is this item's; the others claimed with it are run too.
     """
-    if _was_claimed_ahead(ctx, item_id):
+    if taken_ahead(ctx, item_id):
         return "skipped"
     async with ctx.db_turn:
-        if _was_claimed_ahead(ctx, item_id):
+        if taken_ahead(ctx, item_id):
             return "skipped"
         claimed = await claim_batch(ctx, item_id)
         _remember_ahead(ctx, claimed.items[1:])
@@ -390,7 +390,7 @@ async def claim_batch(ctx: JobContext, item_id: int) -> Claimed:
     return claimed
 
 
-def _was_claimed_ahead(ctx: JobContext, item_id: int) -> bool:
+def taken_ahead(ctx: JobContext, item_id: int) -> bool:
     """Whether this process claimed the item in another item's batch lately (the note is used up)."""
     since = ctx.claimed_ahead.pop(item_id, None)
     return since is not None and time.monotonic() - since < _AHEAD_TTL
@@ -484,11 +484,13 @@ _FINISH_MANY = DriverStatement(
     update(table(OutboxItem))
     .where(_outbox.id == bindparam("b_id"), _outbox.status == literal_column("'running'"))
     .values(status=bindparam("b_status"), result=bindparam("b_result"), last_error=bindparam("b_error"),
-            available_at=bindparam("b_available"), updated_at=bindparam("b_now")),
+            available_at=func.coalesce(bindparam("b_available", type_=UTCDateTime()), _outbox.available_at),
+            updated_at=bindparam("b_now")),
     ("b_id", "b_status", "b_result", "b_error", "b_available", "b_now"),
 )
-# (id, status, result, last_error, available_at): a _FINISH_MANY row before its values are converted.
-_Finish = tuple[int, str, dict[str, Any], str | None, datetime]
+# (id, status, result, last_error, available_at): a _FINISH_MANY row before its values are converted;
+# available_at only for a retry (None keeps the row's own).
+_Finish = tuple[int, str, dict[str, Any], str | None, datetime | None]
 
 
 def _settle(attempt: Attempt, now: datetime) -> tuple[str, _Finish, float | None]:
@@ -497,13 +499,13 @@ def _settle(attempt: Attempt, now: datetime) -> tuple[str, _Finish, float | None
     assert item.id is not None
     message = f"{type(error).__name__}: {error}" if error else None
     if attempt.outcome == "done":
-        return "done", (item.id, "done", attempt.result, None, item.available_at), None
+        return "done", (item.id, "done", attempt.result, None, None), None
     if attempt.outcome == "failed":
-        return "failed", (item.id, "failed", item.result, str(error), item.available_at), None
+        return "failed", (item.id, "failed", item.result, str(error), None), None
     if attempt.outcome == "retry" and item.attempt < item.max_attempts:
         wait = attempt.delay if attempt.delay is not None else backoff_seconds(item.attempt)
         return "retry", (item.id, "queued", item.result, message, now + timedelta(seconds=wait)), wait
-    return "dead", (item.id, "dead", item.result, message, item.available_at), None
+    return "dead", (item.id, "dead", item.result, message, None), None
 
 
 def _dead_letter(attempt: Attempt) -> QuarantineItem:
@@ -537,7 +539,8 @@ async def _record(ctx: JobContext, scope: BatchScope, attempts: list[Attempt]) -
         await scope.flush(session)
         bind = session_binder(session)
         at = bind.time(now)
-        await _FINISH_MANY.run(session, [(item_id, status, bind.json(result), error, bind.time(available), at)
+        await _FINISH_MANY.run(session, [(item_id, status, bind.json(result), error,
+                                          None if available is None else bind.time(available), at)
                                          for item_id, status, result, error, available in rows])
         session.add_all(dead)
     for item_id, wait in retries:

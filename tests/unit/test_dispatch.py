@@ -55,13 +55,14 @@ async def test_under_endless_foreground_work_one_job_per_max_wait_still_runs() -
         await queue.stop()
 
 
-async def test_jobs_that_will_be_skipped_do_not_wait() -> None:
+async def test_jobs_already_run_in_another_items_batch_are_dropped_without_waiting() -> None:
     jobs = Jobs()
     queue = dispatcher(jobs, quiet_after=0.02, max_wait=3600)
     try:
         with queue.foreground():
-            await queue.enqueue(100)  # claimed in another item's batch: returns at once, no need to wait
+            await queue.enqueue(100)  # claimed and run in another item's batch
             await queue.drain()
-            assert jobs.ran == [(100, True)]
+            assert jobs.ran == []
+            assert queue.completed == 1
     finally:
         await queue.stop()
