@@ -134,7 +134,7 @@ class JobContext:
     # Outcomes are recorded once per batch: a worker killed mid-batch leaves its batch's rows
     # running, revived after stuck_after and sent again if they had gone out (at-least-once). The
     # pace keeps a batch to a short spell of sending, and never over batch_size items.
-    batch_size: int = 500
+    batch_size: int = 1000
     pace: BatchPace = field(default_factory=BatchPace)
     batch_concurrency: int = 8  # handlers of one batch in flight at once (the SMTP pool queues the rest)
     # Items this process claimed ahead in a batch, by id, with the monotonic time of the claim: their
