@@ -104,6 +104,20 @@ async def test_permanent_failure_marks_the_message_failed_with_the_reason(runtim
     assert item.status == "failed" and item.attempt == 1
 
 
+async def test_an_item_whose_payload_names_no_message_fails_without_sending(runtime: hub_runtime.Runtime) -> None:
+    sink = SinkSender()
+    runtime.jobs.senders = {"sms": sink}
+    async with runtime.factory() as session, session.begin():
+        item = OutboxItem(kind="send_message", payload={"message_id": "not-a-number"})
+        session.add(item)
+    assert item.id is not None
+    assert await run_outbox_item(runtime.jobs, item.id) == "failed"
+    async with runtime.factory() as session:
+        stored = await session.get(OutboxItem, item.id)
+    assert stored is not None and stored.status == "failed" and "no message id" in (stored.last_error or "")
+    assert sink.received == []
+
+
 async def test_a_job_that_keeps_crashing_is_shunted_with_its_traceback(runtime: hub_runtime.Runtime) -> None:
     runtime.jobs.senders = {"sms": SinkSender(crash=True)}
     message_id = await _reply(runtime)
