@@ -195,14 +195,7 @@ _MARKS = "delivery.marks"  # BatchScope key of the deferred message marks
 async def _mark(
     ctx: JobContext, message_id: int, state: DeliveryState, result: SendResult, done: OutboxItem | None = None
 ) -> bool:
-    """Record the send on the message and, when given, finish its outbox row in the same transaction.
-
-    In a batch the write is deferred to the batch's recording transaction, which finishes the row
-    itself: False then.
-    """
-    if (scope := batch_scope()) is not None:
-        scope.defer(_MARKS, (message_id, state, result), _write_marks)
-        return False
+    """Record the send on the message and, when given, finish its outbox row in the same transaction."""
     async with ctx.factory() as session, session.begin():
         message = await session.get(Message, message_id)
         if message is not None and advances(message.delivery_status, state):
@@ -256,7 +249,12 @@ def _attempt_of(item: OutboxItem, result: SendResult, finished: bool) -> Attempt
 
 
 async def _recorded(ctx: JobContext, item: OutboxItem, message_id: int, result: SendResult) -> Attempt:
-    """Record a send result on the message (and finish the row when sent); the item's outcome."""
+    """Record a send result on the message (and finish the row when sent); the item's outcome.
+
+    In a batch the mark is deferred to the batch's recording transaction (see `_deferred`).
+    """
+    if (scope := batch_scope()) is not None:
+        return _deferred(scope, item, message_id, result)
     finished = False
     if (state := _marked_state(result)) is not None:
         finished = await _mark(ctx, message_id, state, result, done=item if result.ok else None)
@@ -264,7 +262,7 @@ async def _recorded(ctx: JobContext, item: OutboxItem, message_id: int, result: 
 
 
 def _deferred(scope: BatchScope, item: OutboxItem, message_id: int, result: SendResult) -> Attempt:
-    """`_recorded` for a batch runner: the mark waits for the batch's recording transaction."""
+    """`_recorded` in a batch: the mark waits for the batch's recording transaction, which finishes the row."""
     if (state := _marked_state(result)) is not None:
         scope.defer(_MARKS, (message_id, state, result), _write_marks)
     return _attempt_of(item, result, False)

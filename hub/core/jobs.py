@@ -539,8 +539,7 @@ async def _record(ctx: JobContext, scope: BatchScope, attempts: list[Attempt]) -
         await scope.flush(session)
         bind = session_binder(session)
         at = bind.time(now)
-        await _FINISH_MANY.run(session, [(item_id, status, bind.json(result), error,
-                                          None if available is None else bind.time(available), at)
+        await _FINISH_MANY.run(session, [(item_id, status, bind.json(result), error, bind.time(available), at)
                                          for item_id, status, result, error, available in rows])
         session.add_all(dead)
     for item_id, wait in retries:
