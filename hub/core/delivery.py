@@ -19,6 +19,7 @@ from hub.core.jobs import (
     FINISHED,
     Attempt,
     BatchScope,
+    Job,
     JobContext,
     PermanentError,
     Sender,
@@ -28,7 +29,7 @@ from hub.core.jobs import (
     in_lanes,
 )
 from hub.store.bulk import DriverQuery, DriverStatement
-from hub.store.models import Conversation, Message, OutboxItem, Suppression, table
+from hub.store.models import Conversation, Message, Suppression, table
 from hub.store.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -139,17 +140,17 @@ async def _load_shared(ctx: JobContext) -> dict[int, _Pending]:
     return await scope.shared(LOAD_KEY, lambda items: _load_many(ctx, items), in_turn=True)
 
 
-async def _load_many(ctx: JobContext, items: list[OutboxItem]) -> dict[int, _Pending]:
+async def _load_many(ctx: JobContext, items: list[Job]) -> dict[int, _Pending]:
     """The messages of a batch of send_message items, by message id (in a session of their own)."""
     return await _fetch(ctx, _message_ids(items))
 
 
-async def load_pending(session: AsyncSession, items: list[OutboxItem]) -> dict[int, _Pending]:
+async def load_pending(session: AsyncSession, items: list[Job]) -> dict[int, _Pending]:
     """The messages of send_message items, by message id (a ClaimLoad: read in the claim's transaction)."""
     return await _pending(session, _message_ids(items))
 
 
-def _message_ids(items: list[OutboxItem]) -> set[int]:
+def _message_ids(items: list[Job]) -> set[int]:
     return {mid for item in items if (mid := _message_id(item)) is not None}
 
 
@@ -193,7 +194,7 @@ _MARKS = "delivery.marks"  # BatchScope key of the deferred message marks
 
 
 async def _mark(
-    ctx: JobContext, message_id: int, state: DeliveryState, result: SendResult, done: OutboxItem | None = None
+    ctx: JobContext, message_id: int, state: DeliveryState, result: SendResult, done: Job | None = None
 ) -> bool:
     """Record the send on the message and, when given, finish its outbox row in the same transaction."""
     async with ctx.factory() as session, session.begin():
@@ -207,7 +208,7 @@ async def _mark(
     return done is not None
 
 
-async def send_message(ctx: JobContext, item: OutboxItem) -> dict[str, Any]:
+async def send_message(ctx: JobContext, item: Job) -> dict[str, Any]:
     """Outbox handler `send_message`: send once, record the provider's answer."""
     message_id = _message_id(item)
     if message_id is None:
@@ -237,7 +238,7 @@ def _marked_state(result: SendResult) -> DeliveryState | None:
     return DeliveryState.SENT if result.ok else DeliveryState.FAILED if result.permanent else None
 
 
-def _attempt_of(item: OutboxItem, result: SendResult, finished: bool) -> Attempt:
+def _attempt_of(item: Job, result: SendResult, finished: bool) -> Attempt:
     """The item's outcome for a send result: done, failed (5xx...) or retry."""
     if result.ok:
         return Attempt(item, "done", result={FINISHED: True} if finished
@@ -248,7 +249,7 @@ def _attempt_of(item: OutboxItem, result: SendResult, finished: bool) -> Attempt
     return Attempt(item, "retry", error=error, delay=result.retry_after)
 
 
-async def _recorded(ctx: JobContext, item: OutboxItem, message_id: int, result: SendResult) -> Attempt:
+async def _recorded(ctx: JobContext, item: Job, message_id: int, result: SendResult) -> Attempt:
     """Record a send result on the message (and finish the row when sent); the item's outcome.
 
     In a batch the mark is deferred to the batch's recording transaction (see `_deferred`).
@@ -261,7 +262,7 @@ async def _recorded(ctx: JobContext, item: OutboxItem, message_id: int, result: 
     return _attempt_of(item, result, finished)
 
 
-def _deferred(scope: BatchScope, item: OutboxItem, message_id: int, result: SendResult) -> Attempt:
+def _deferred(scope: BatchScope, item: Job, message_id: int, result: SendResult) -> Attempt:
     """`_recorded` in a batch: the mark waits for the batch's recording transaction, which finishes the row."""
     if (state := _marked_state(result)) is not None:
         scope.defer(_MARKS, (message_id, state, result), _write_marks)
@@ -275,7 +276,7 @@ class BatchSender(Protocol):
     async def send_many(self, items: Sequence[Outbound]) -> list[SendResult]: ...
 
 
-async def send_messages(ctx: JobContext, items: list[OutboxItem]) -> list[Attempt]:
+async def send_messages(ctx: JobContext, items: list[Job]) -> list[Attempt]:
     """Batch runner for `send_message`: one load, each channel's messages sent together, marks deferred.
 
     Same outcomes as `send_message` per item, without a handler call, a load lookup and a pool
@@ -287,10 +288,10 @@ async def send_messages(ctx: JobContext, items: list[OutboxItem]) -> list[Attemp
     return [attempts[index] for index in range(len(items))]
 
 
-_Send = tuple[int, OutboxItem, Outbound]  # an item to send: its place in the batch, the item, its envelope
+_Send = tuple[int, Job, Outbound]  # an item to send: its place in the batch, the item, its envelope
 
 
-def _triage(items: list[OutboxItem], loaded: dict[int, _Pending]) -> tuple[dict[int, Attempt], dict[str, list[_Send]]]:
+def _triage(items: list[Job], loaded: dict[int, _Pending]) -> tuple[dict[int, Attempt], dict[str, list[_Send]]]:
     """Outcomes known without sending (message gone, already sent), and the rest to send by channel."""
     settled: dict[int, Attempt] = {}
     by_channel: dict[str, list[_Send]] = {}
@@ -335,7 +336,7 @@ async def _send_guarded(sender: Sender, outbound: Outbound) -> SendResult | Exce
         return exc
 
 
-def _message_id(item: OutboxItem) -> int | None:
+def _message_id(item: Job) -> int | None:
     value = item.payload.get("message_id")
     if value.__class__ is int and value >= 0:  # as replies write it; a digit string is taken too
         return value

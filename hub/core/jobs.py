@@ -29,7 +29,6 @@ from typing import Any, Protocol, TypeVar, cast
 
 from sqlalchemy import Integer, bindparam, func, literal_column, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm.instrumentation import manager_of_class
 from sqlmodel import col, select
 
 from hub.core.blobs import BlobStore
@@ -38,7 +37,7 @@ from hub.core.outbox import JobQueue
 from hub.store.bulk import DriverQuery, DriverStatement, Row, session_binder
 from hub.store.engine import SessionFactory
 from hub.store.models import OutboxItem, QuarantineItem, table
-from hub.store.types import UTCDateTime, utcnow
+from hub.store.types import JsonType, UTCDateTime, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +60,22 @@ class Sender(Protocol):
     async def send(self, item: Outbound) -> SendResult: ...
 
 
-Handler = Callable[["JobContext", OutboxItem], Awaitable[dict[str, Any]]]
+@dataclass(slots=True)
+class Job:
+    """A claimed outbox item as its handler sees it: the work (kind, payload), which try this is, when it was decided.
+
+    A plain record, not the ORM row: a batch claims hundreds at once, and no handler writes to it.
+    """
+
+    id: int
+    kind: str
+    payload: dict[str, Any]
+    attempt: int
+    max_attempts: int
+    created_at: datetime
+
+
+Handler = Callable[["JobContext", Job], Awaitable[dict[str, Any]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,11 +86,11 @@ class ClaimLoad:
     """
 
     key: str
-    run: Callable[[AsyncSession, list[OutboxItem]], Awaitable[Any]]
+    run: Callable[[AsyncSession, list[Job]], Awaitable[Any]]
 
 
 # Runs a whole claimed batch of one kind at once (one load, one send_many), one Attempt per item in order.
-BatchRunner = Callable[["JobContext", list[OutboxItem]], Awaitable[list["Attempt"]]]
+BatchRunner = Callable[["JobContext", list[Job]], Awaitable[list["Attempt"]]]
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -164,7 +178,7 @@ async def _finish(factory: SessionFactory, item_id: int, status: str, **values: 
         )
 
 
-async def finish_in(session: AsyncSession, item: OutboxItem, result: dict[str, Any]) -> None:
+async def finish_in(session: AsyncSession, item: Job, result: dict[str, Any]) -> None:
     """Mark a running item done inside the caller's transaction."""
     await session.execute(
         update(OutboxItem).where(col(OutboxItem.id) == item.id, col(OutboxItem.status) == "running")
@@ -172,8 +186,7 @@ async def finish_in(session: AsyncSession, item: OutboxItem, result: dict[str, A
     )
 
 
-async def _retry_or_shunt(ctx: JobContext, item: OutboxItem, exc: BaseException, delay: float | None) -> str:
-    assert item.id is not None
+async def _retry_or_shunt(ctx: JobContext, item: Job, exc: BaseException, delay: float | None) -> str:
     if item.attempt >= item.max_attempts:
         await _shunt(ctx, item, exc)
         return "dead"
@@ -187,9 +200,8 @@ async def _retry_or_shunt(ctx: JobContext, item: OutboxItem, exc: BaseException,
     return "retry"
 
 
-async def _shunt(ctx: JobContext, item: OutboxItem, exc: BaseException) -> None:
+async def _shunt(ctx: JobContext, item: Job, exc: BaseException) -> None:
     """A job that failed for good becomes a dead-letter row; `hub quarantine replay` re-queues it."""
-    assert item.id is not None
     await _finish(ctx.factory, item.id, "dead", last_error=f"{type(exc).__name__}: {exc}")
     async with ctx.factory() as session, session.begin():
         session.add(QuarantineItem(
@@ -217,9 +229,8 @@ async def run_outbox_item(ctx: JobContext, item_id: int) -> str:
     return await _run_one(ctx, claimed.items[0])
 
 
-async def _run_one(ctx: JobContext, item: OutboxItem) -> str:
+async def _run_one(ctx: JobContext, item: Job) -> str:
     """The single-item path: the handler may commit its own work; the outcome is recorded after."""
-    assert item.id is not None
     item_id = item.id
     handler = ctx.handlers.get(item.kind)
     if handler is None:
@@ -252,7 +263,7 @@ Flush = Callable[[AsyncSession, list[Any]], Awaitable[None]]
 class BatchScope:
     """What the handlers of one batch share: loads done once, writes committed with the outcomes."""
 
-    def __init__(self, items: list[OutboxItem], turn: asyncio.Lock, loaded: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, items: list[Job], turn: asyncio.Lock, loaded: Mapping[str, Any] | None = None) -> None:
         self.items = items
         self._turn = turn
         self._loaded: Mapping[str, Any] = loaded or {}  # read with the claim (ClaimLoad), by key
@@ -260,7 +271,7 @@ class BatchScope:
         self._writes: dict[str, tuple[Flush, list[Any]]] = {}
 
     async def shared(
-        self, key: str, load: Callable[[list[OutboxItem]], Awaitable[T]], *, in_turn: bool = False
+        self, key: str, load: Callable[[list[Job]], Awaitable[T]], *, in_turn: bool = False
     ) -> T:
         """`load(items)` run once for the whole batch; every handler awaiting `key` gets its result.
 
@@ -279,7 +290,7 @@ class BatchScope:
         result: T = await asyncio.shield(future)
         return result
 
-    async def _in_turn(self, load: Callable[[list[OutboxItem]], Awaitable[T]]) -> T:
+    async def _in_turn(self, load: Callable[[list[Job]], Awaitable[T]]) -> T:
         async with self._turn:
             return await load(self.items)
 
@@ -298,13 +309,13 @@ def batch_scope() -> BatchScope | None:
     return _BATCH.get()
 
 
-def _batch_channel(ctx: JobContext, item: OutboxItem) -> str | None:
+def _batch_channel(ctx: JobContext, item: Job) -> str | None:
     """The payload channel this item batches on (batch_channels), else None."""
     channel = item.payload.get("channel")
     return channel if isinstance(channel, str) and channel in ctx.batch_channels.get(item.kind, ()) else None
 
 
-def _batches(ctx: JobContext, item: OutboxItem) -> bool:
+def _batches(ctx: JobContext, item: Job) -> bool:
     """Whether the item runs in a batch (with others of its kind, or of its kind and channel)."""
     return item.kind in ctx.batch_kinds or _batch_channel(ctx, item) is not None
 
@@ -312,11 +323,8 @@ def _batches(ctx: JobContext, item: OutboxItem) -> bool:
 _outbox = table(OutboxItem).c
 _NOW = bindparam("b_now", type_=UTCDateTime())
 _CLAIM = {"status": "running", "claimed_at": _NOW, "attempt": _outbox.attempt + 1, "updated_at": _NOW}
-# What a claim reads back: the claim itself sets status, claimed_at and updated_at, so those are
-# filled in from its own values instead of being sent back and converted row by row.
-_RETURNED = (_outbox.id, _outbox.kind, _outbox.payload, _outbox.attempt, _outbox.max_attempts, _outbox.available_at,
-             _outbox.last_error, _outbox.result, _outbox.created_at)
-_RETURNED_KEYS = tuple(c.key for c in _RETURNED)
+# What a claim reads back: a Job's fields, in order (no more: each column is converted row by row).
+_RETURNED = (_outbox.id, _outbox.kind, _outbox.payload, _outbox.attempt, _outbox.max_attempts, _outbox.created_at)
 # Statements built once and run at the driver (one round trip each): a batch needs a hundred
 # plain items, not the ORM's per-row loading (identity map, events) nor a statement rebuilt per claim.
 _CLAIM_ONE = DriverQuery(
@@ -346,26 +354,16 @@ def _claim_more(by_channel: bool) -> DriverQuery:
     )
 
 
-_NEW_ITEM = manager_of_class(OutboxItem).new_instance
-
-
-def _claimed(rows: Sequence[Row], now: datetime) -> list[OutboxItem]:
-    """Items from RETURNING rows, filled the way the ORM fills a loaded row (not attached to a session)."""
-    items = []
-    for row in rows:
-        item = _NEW_ITEM()
-        values = item.__dict__
-        values.update(zip(_RETURNED_KEYS, row, strict=True))
-        values["status"], values["claimed_at"], values["updated_at"] = "running", now, now
-        items.append(item)
-    return items
+def _claimed(rows: Sequence[Row]) -> list[Job]:
+    """Jobs from RETURNING rows."""
+    return [Job(*row) for row in rows]
 
 
 @dataclass(slots=True)
 class Claimed:
     """Items claimed together (the job's own first), and what the kind's claim-time load read for them."""
 
-    items: list[OutboxItem]
+    items: list[Job]
     loaded: dict[str, Any] = field(default_factory=dict)
 
 
@@ -376,7 +374,7 @@ async def claim_batch(ctx: JobContext, item_id: int) -> Claimed:
     """
     now = utcnow()
     async with ctx.factory() as session, session.begin():
-        claimed = Claimed(_claimed(await _CLAIM_ONE.rows(session, {"b_id": item_id, "b_now": now}), now))
+        claimed = Claimed(_claimed(await _CLAIM_ONE.rows(session, {"b_id": item_id, "b_now": now})))
         first = claimed.items[0] if claimed.items else None
         if first is None or not _batches(ctx, first):
             return claimed
@@ -384,7 +382,7 @@ async def claim_batch(ctx: JobContext, item_id: int) -> Claimed:
         if (size := ctx.pace.size((first.kind, channel), ctx.batch_size)) > 1:
             more = await _claim_more(channel is not None).rows(
                 session, {"b_kind": first.kind, "b_now": now, "b_channel": channel, "b_limit": size - 1})
-            claimed.items.extend(_claimed(more, now))
+            claimed.items.extend(_claimed(more))
         if (load := ctx.claim_loads.get(first.kind)) is not None:
             claimed.loaded[load.key] = await load.run(session, claimed.items)
     return claimed
@@ -396,11 +394,10 @@ def taken_ahead(ctx: JobContext, item_id: int) -> bool:
     return since is not None and time.monotonic() - since < _AHEAD_TTL
 
 
-def _remember_ahead(ctx: JobContext, items: list[OutboxItem]) -> None:
+def _remember_ahead(ctx: JobContext, items: list[Job]) -> None:
     now = time.monotonic()
     for item in items:
-        if item.id is not None:
-            ctx.claimed_ahead[item.id] = now
+        ctx.claimed_ahead[item.id] = now
     while len(ctx.claimed_ahead) > _AHEAD_MAX:  # jobs that never came (enqueued elsewhere): forget the oldest
         del ctx.claimed_ahead[next(iter(ctx.claimed_ahead))]
 
@@ -409,14 +406,14 @@ def _remember_ahead(ctx: JobContext, items: list[OutboxItem]) -> None:
 class Attempt:
     """How one item of a batch ended: done (with its result), failed, retry, or dead."""
 
-    item: OutboxItem
+    item: Job
     outcome: str
     result: dict[str, Any] = field(default_factory=dict)
     error: BaseException | None = None
     delay: float | None = None
 
 
-async def _attempt(ctx: JobContext, item: OutboxItem) -> Attempt:
+async def _attempt(ctx: JobContext, item: Job) -> Attempt:
     """Run one item's handler; every exception becomes an outcome (one catch point per item)."""
     handler = ctx.handlers.get(item.kind)
     if handler is None:
@@ -434,7 +431,7 @@ async def _attempt(ctx: JobContext, item: OutboxItem) -> Attempt:
 
 
 async def run_batch(
-    ctx: JobContext, items: list[OutboxItem], loaded: Mapping[str, Any] | None = None
+    ctx: JobContext, items: list[Job], loaded: Mapping[str, Any] | None = None
 ) -> dict[int, str]:
     """Run claimed items of one kind concurrently and record all outcomes in one transaction.
 
@@ -451,7 +448,7 @@ async def run_batch(
     return await _record(ctx, scope, attempts)
 
 
-async def _run_in_lanes(ctx: JobContext, items: list[OutboxItem]) -> list[Attempt]:
+async def _run_in_lanes(ctx: JobContext, items: list[Job]) -> list[Attempt]:
     """Each item's handler, batch_concurrency at a time."""
     return await in_lanes(ctx.batch_concurrency, items, lambda item: _attempt(ctx, item))
 
@@ -469,7 +466,7 @@ async def in_lanes(lanes: int, items: Sequence[T], run: Callable[[T], Awaitable[
     return cast(list[R], results)  # every place is filled once the lanes are done
 
 
-async def _run_whole(ctx: JobContext, runner: BatchRunner, items: list[OutboxItem]) -> list[Attempt]:
+async def _run_whole(ctx: JobContext, runner: BatchRunner, items: list[Job]) -> list[Attempt]:
     """The kind's batch runner; if it crashes, every item of the batch is retried (then shunted)."""
     try:
         return await runner(ctx, items)
@@ -483,29 +480,29 @@ async def _run_whole(ctx: JobContext, runner: BatchRunner, items: list[OutboxIte
 _FINISH_MANY = DriverStatement(
     update(table(OutboxItem))
     .where(_outbox.id == bindparam("b_id"), _outbox.status == literal_column("'running'"))
-    .values(status=bindparam("b_status"), result=bindparam("b_result"), last_error=bindparam("b_error"),
+    .values(status=bindparam("b_status"), last_error=bindparam("b_error"),
+            result=func.coalesce(bindparam("b_result", type_=JsonType), _outbox.result),
             available_at=func.coalesce(bindparam("b_available", type_=UTCDateTime()), _outbox.available_at),
             updated_at=bindparam("b_now")),
     ("b_id", "b_status", "b_result", "b_error", "b_available", "b_now"),
 )
 # (id, status, result, last_error, available_at): a _FINISH_MANY row before its values are converted;
-# available_at only for a retry (None keeps the row's own).
-_Finish = tuple[int, str, dict[str, Any], str | None, datetime | None]
+# result only when done, available_at only for a retry (None keeps the row's own).
+_Finish = tuple[int, str, dict[str, Any] | None, str | None, datetime | None]
 
 
 def _settle(attempt: Attempt, now: datetime) -> tuple[str, _Finish, float | None]:
     """(final outcome, row values, retry delay) of one attempt; a retry past max_attempts is dead."""
     item, error = attempt.item, attempt.error
-    assert item.id is not None
     message = f"{type(error).__name__}: {error}" if error else None
     if attempt.outcome == "done":
         return "done", (item.id, "done", attempt.result, None, None), None
     if attempt.outcome == "failed":
-        return "failed", (item.id, "failed", item.result, str(error), None), None
+        return "failed", (item.id, "failed", None, str(error), None), None
     if attempt.outcome == "retry" and item.attempt < item.max_attempts:
         wait = attempt.delay if attempt.delay is not None else backoff_seconds(item.attempt)
-        return "retry", (item.id, "queued", item.result, message, now + timedelta(seconds=wait)), wait
-    return "dead", (item.id, "dead", item.result, message, None), None
+        return "retry", (item.id, "queued", None, message, now + timedelta(seconds=wait)), wait
+    return "dead", (item.id, "dead", None, message, None), None
 
 
 def _dead_letter(attempt: Attempt) -> QuarantineItem:
@@ -525,7 +522,6 @@ async def _record(ctx: JobContext, scope: BatchScope, attempts: list[Attempt]) -
     retries: list[tuple[int, float]] = []
     dead: list[QuarantineItem] = []
     for attempt in attempts:
-        assert attempt.item.id is not None
         outcome, row, wait = _settle(attempt, now)
         outcomes[attempt.item.id] = outcome
         if outcome == "done" and attempt.result.get(FINISHED):
@@ -539,7 +535,8 @@ async def _record(ctx: JobContext, scope: BatchScope, attempts: list[Attempt]) -
         await scope.flush(session)
         bind = session_binder(session)
         at = bind.time(now)
-        await _FINISH_MANY.run(session, [(item_id, status, bind.json(result), error, bind.time(available), at)
+        await _FINISH_MANY.run(session, [(item_id, status, result if result is None else bind.json(result), error,
+                                          bind.time(available), at)
                                          for item_id, status, result, error, available in rows])
         session.add_all(dead)
     for item_id, wait in retries:

@@ -14,7 +14,7 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from hub.store.models import OutboxItem
+    from hub.core.jobs import Job
 
 TRACE_ID: ContextVar[str | None] = ContextVar("hub_trace_id", default=None)
 TRACE_KEY = "trace_id"  # the outbox payload key a job reads its trace id from
@@ -62,7 +62,7 @@ def traced(trace_id: str | None, started_at: float | None = None) -> Iterator[st
         STARTED_AT.reset(token_at)
 
 
-def traced_job(job: OutboxItem) -> AbstractContextManager[str]:
+def traced_job(job: Job) -> AbstractContextManager[str]:
     """Run a block under an outbox row's own trace id (the request that wrote it) and the row's creation time."""
     trace_id = job.payload.get(TRACE_KEY)
     return traced(trace_id if isinstance(trace_id, str) else None, job.created_at.timestamp())

@@ -25,7 +25,7 @@ from hub import runtime as hub_runtime
 from hub.core.delivery import BatchSender
 from hub.core.envelopes import Outbound, SendResult
 from hub.core.events import MESSAGE_RECEIVED, Event, handles
-from hub.core.jobs import Attempt, BatchRunner, Handler, JobContext, Sender
+from hub.core.jobs import Attempt, BatchRunner, Handler, Job, JobContext, Sender
 from hub.ops import metrics
 from hub.ops.context import STARTED_AT, TRACE_KEY, current_trace_id, traced_job
 from hub.ops.jobs import add_background
@@ -79,19 +79,19 @@ def _send_seconds(channel: str, outcome: str) -> Any:
     return metrics.SEND_SECONDS.labels(channel, outcome)
 
 
-def _finished(kind: str, item: OutboxItem, outcome: str, started: float) -> None:
+def _finished(kind: str, item: Job, outcome: str, started: float) -> None:
     """Time the job and leave one log line under its trace id, so a trace reads from webhook to send."""
     seconds = time.perf_counter() - started
     _job_seconds(kind, outcome).observe(seconds)
     _log_line(kind, item, outcome, seconds)
 
 
-def _log_line(kind: str, item: OutboxItem, outcome: str, seconds: float) -> None:
+def _log_line(kind: str, item: Job, outcome: str, seconds: float) -> None:
     log.info("outbox job %s %s: %s", kind, item.id, outcome,
              extra={"job": kind, "outbox_id": item.id, "outcome": outcome, "seconds": round(seconds, 4)})
 
 
-def _log_finished(kind: str, item: OutboxItem, outcome: str, seconds: float) -> None:
+def _log_finished(kind: str, item: Job, outcome: str, seconds: float) -> None:
     """The job's line for an item of a batch, under the item's own trace id."""
     with traced_job(item):
         _log_line(kind, item, outcome, seconds)
@@ -100,7 +100,7 @@ def _log_finished(kind: str, item: OutboxItem, outcome: str, seconds: float) -> 
 def timed_handler(kind: str, handler: Handler) -> Handler:
     """The handler, run under its row's trace id, timed and with failures counted by exception class."""
 
-    async def run(ctx: JobContext, item: OutboxItem) -> dict[str, Any]:
+    async def run(ctx: JobContext, item: Job) -> dict[str, Any]:
         with traced_job(item):
             started = time.perf_counter()
             try:
@@ -118,7 +118,7 @@ def timed_handler(kind: str, handler: Handler) -> Handler:
 def timed_batch_runner(kind: str, runner: BatchRunner) -> BatchRunner:
     """The batch runner, timed: each item gets an equal share of the batch's time and its log line."""
 
-    async def run(ctx: JobContext, items: list[OutboxItem]) -> list[Attempt]:
+    async def run(ctx: JobContext, items: list[Job]) -> list[Attempt]:
         started = time.perf_counter()
         attempts = await runner(ctx, items)
         share = (time.perf_counter() - started) / max(1, len(attempts))

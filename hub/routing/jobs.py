@@ -9,9 +9,8 @@ from typing import Any
 import aiohttp
 
 from hub.core.envelopes import Address, AddressKind, Channel, Outbound
-from hub.core.jobs import Handler, JobContext, PermanentError, TransientError
+from hub.core.jobs import Handler, Job, JobContext, PermanentError, TransientError
 from hub.settings import Settings
-from hub.store.models import OutboxItem
 
 SIGNATURE_HEADER = "X-Hub-Signature-256"
 _RETRY_STATUSES = frozenset({408, 425, 429})
@@ -25,7 +24,7 @@ def signature(secret: str, body: bytes) -> str:
 def webhook_job(settings: Settings) -> Handler:
     """POST the stored body; 2xx is done, 408/429/5xx and network errors retry, other 4xx fail."""
 
-    async def run(ctx: JobContext, item: OutboxItem) -> dict[str, Any]:
+    async def run(ctx: JobContext, item: Job) -> dict[str, Any]:
         body = str(item.payload["body"]).encode()
         headers = {"Content-Type": "application/json", SIGNATURE_HEADER: signature(settings.secret_key, body),
                    "X-Hub-Delivery": str(item.id), "User-Agent": "hub-webhook/1"}
@@ -48,7 +47,7 @@ def webhook_job(settings: Settings) -> Handler:
 def notify_email_job(settings: Settings) -> Handler:
     """Send a notification through the email sender, one recipient at a time."""
 
-    async def run(ctx: JobContext, item: OutboxItem) -> dict[str, Any]:
+    async def run(ctx: JobContext, item: Job) -> dict[str, Any]:
         sender = ctx.senders.get(Channel.EMAIL.value)
         if sender is None:
             raise PermanentError("no email sender is configured (HUB_SMTP_HOST)")

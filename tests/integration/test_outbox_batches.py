@@ -104,12 +104,11 @@ async def test_a_claim_reads_its_batchs_messages_in_the_same_transaction(runtime
     assert claimed.items[0].id == made[2][1]
     assert sorted(item.id for item in claimed.items) == sorted(i for _, i in made)
     messages, items = await _rows(runtime)
-    for item in claimed.items:  # what the claim fills in itself matches what it stored
-        stored = items[item.id]  # type: ignore[index]
-        assert (item.status, item.attempt, item.claimed_at, item.updated_at) == (
-            "running", 1, stored.claimed_at, stored.updated_at)
-        assert (item.kind, item.payload, item.available_at, item.created_at, item.result) == (
-            stored.kind, stored.payload, stored.available_at, stored.created_at, stored.result)
+    for item in claimed.items:  # each job is its row as the claim left it
+        stored = items[item.id]
+        assert (stored.status, stored.attempt, item.attempt) == ("running", 1, 1)
+        assert (item.kind, item.payload, item.max_attempts, item.created_at) == (
+            stored.kind, stored.payload, stored.max_attempts, stored.created_at)
     loaded = claimed.loaded[delivery.LOAD_KEY]
     assert sorted(loaded) == sorted(m for m, _ in made)
     for message_id, pending in loaded.items():
@@ -122,6 +121,9 @@ async def test_each_item_of_a_batch_gets_its_own_outcome(runtime: hub_runtime.Ru
     _batches_for_sms(runtime)
     made = await _replies(runtime, ["ok-1", "perm-1", "later-1", "boom-1", "receipt-1"])
     (ok, ok_item), (perm, perm_item), (later, later_item), (_, boom_item), (receipt, receipt_item) = made
+    async with runtime.factory() as session, session.begin():  # what an earlier try left on the rows
+        await session.execute(update(OutboxItem).where(col(OutboxItem.id).in_([perm_item, later_item]))
+                              .values(result={"earlier": "kept"}))
     assert await run_outbox_item(runtime.jobs, ok_item) == "done"
     messages, items = await _rows(runtime)
     assert (messages[ok].delivery_status, items[ok_item].status) == ("sent", "done")
@@ -134,6 +136,7 @@ async def test_each_item_of_a_batch_gets_its_own_outcome(runtime: hub_runtime.Ru
     # The receipt arrived while the send was in flight: the late "sent" does not take it back.
     assert (messages[receipt].delivery_status, items[receipt_item].status) == ("delivered", "done")
     assert items[receipt_item].result["provider_id"] == f"P{receipt}"
+    assert items[perm_item].result == items[later_item].result == {"earlier": "kept"}  # only a done item's is new
 
 
 async def test_a_batch_item_past_its_attempts_is_shunted_with_its_traceback(runtime: hub_runtime.Runtime) -> None:

@@ -27,12 +27,12 @@ from hub.channels.sms.parse import WebhookFormError, parse_inbound
 from hub.core import outbox
 from hub.core.envelopes import Flag, Inbound
 from hub.core.ingest import RACE_RETRIES, IngestResult, Outcome, ingest
-from hub.core.jobs import FINISHED, Handler, JobContext, PermanentError, batch_scope, finish_in
+from hub.core.jobs import FINISHED, Handler, Job, JobContext, PermanentError, batch_scope, finish_in
 from hub.core.outbox import JobQueue
 from hub.ops.context import traced_job
 from hub.runtime import Runtime
 from hub.store.engine import SessionFactory
-from hub.store.models import Conversation, Inbox, Message, OutboxItem, RawInput, table
+from hub.store.models import Conversation, Inbox, Message, RawInput, table
 from hub.web.twilio_signature import form_fields
 
 INGEST_JOB = "twilio_inbound"
@@ -129,7 +129,7 @@ async def _retried(factory: SessionFactory, queue: JobQueue, work: Callable[[Asy
     raise AssertionError("unreachable")
 
 
-async def _store_kept(session: AsyncSession, runtime: Runtime, job: OutboxItem, raw: RawInput | None) -> _Kept:
+async def _store_kept(session: AsyncSession, runtime: Runtime, job: Job, raw: RawInput | None) -> _Kept:
     """Parse one kept form and ingest it in the caller's transaction (_file completes it)."""
     if raw is None or raw.id is None:
         raise PermanentError(f"raw webhook form {job.payload['raw_id']} is gone")
@@ -145,19 +145,19 @@ def _result(kept: _Kept) -> Result:
     return {"outcome": kept.result.outcome.value, "message_id": kept.result.message_id}
 
 
-async def _alone(session: AsyncSession, runtime: Runtime, job: OutboxItem) -> Result:
+async def _alone(session: AsyncSession, runtime: Runtime, job: Job) -> Result:
     kept = await _store_kept(session, runtime, job, await session.get(RawInput, int(job.payload["raw_id"])))
     await _file(session, [kept])
     return _result(kept)
 
 
-async def _alone_and_finished(session: AsyncSession, runtime: Runtime, job: OutboxItem) -> Result:
+async def _alone_and_finished(session: AsyncSession, runtime: Runtime, job: Job) -> Result:
     done = await _alone(session, runtime, job)
     await finish_in(session, job, done)  # one transaction per job, not a second one to mark it
     return {**done, FINISHED: True}
 
 
-async def _together(runtime: Runtime, jobs: list[OutboxItem], turns: asyncio.Lock) -> Outcomes:
+async def _together(runtime: Runtime, jobs: list[Job], turns: asyncio.Lock) -> Outcomes:
     """A batch's forms stored in arrival order, each under its own trace id, CHUNK per transaction.
 
     Webhooks come first (they wait for SQLite's one writer too): a chunk holds the write lock
@@ -166,7 +166,7 @@ async def _together(runtime: Runtime, jobs: list[OutboxItem], turns: asyncio.Loc
     one at a time anyway, and the others would only sleep in SQLite's busy handler meanwhile.
     """
     queue = hub_runtime.inprocess(runtime)
-    ordered = sorted(jobs, key=lambda job: job.id or 0)
+    ordered = sorted(jobs, key=lambda job: job.id)
     outcomes: Outcomes = {}
     for start in range(0, len(ordered), CHUNK):
         if start and queue is not None:
@@ -176,14 +176,13 @@ async def _together(runtime: Runtime, jobs: list[OutboxItem], turns: asyncio.Loc
     return outcomes
 
 
-async def _chunk(runtime: Runtime, jobs: list[OutboxItem]) -> Outcomes:
+async def _chunk(runtime: Runtime, jobs: list[Job]) -> Outcomes:
     """Store the forms of `jobs` in one transaction; when that fails, each in its own."""
     try:
         async with outbox.unit_of_work(runtime.factory, runtime.queue) as session:
             forms = await _forms(session, jobs)
             kept: dict[int, _Kept] = {}
             for job in jobs:
-                assert job.id is not None
                 with traced_job(job):
                     kept[job.id] = await _store_kept(session, runtime, job, forms.get(int(job.payload["raw_id"])))
             await _file(session, list(kept.values()))
@@ -191,16 +190,16 @@ async def _chunk(runtime: Runtime, jobs: list[OutboxItem]) -> Outcomes:
     except Exception as exc:  # any failure: the jobs one by one, each with its own outcome
         log.info("SMS ingest of %d forms together failed (%s: %s); storing them one by one",
                  len(jobs), type(exc).__name__, exc)
-    return {job.id: await _one_of(runtime, job) for job in jobs if job.id is not None}
+    return {job.id: await _one_of(runtime, job) for job in jobs}
 
 
-async def _forms(session: AsyncSession, jobs: list[OutboxItem]) -> dict[int, RawInput]:
+async def _forms(session: AsyncSession, jobs: list[Job]) -> dict[int, RawInput]:
     raw_ids = [int(job.payload["raw_id"]) for job in jobs]
     found = await session.scalars(select(RawInput).where(col(RawInput.id).in_(raw_ids)))
     return {raw.id: raw for raw in found.all() if raw.id is not None}
 
 
-async def _one_of(runtime: Runtime, job: OutboxItem) -> Result | Exception:
+async def _one_of(runtime: Runtime, job: Job) -> Result | Exception:
     with traced_job(job):
         try:
             return await _retried(runtime.factory, runtime.queue, lambda session: _alone(session, runtime, job))
@@ -215,11 +214,10 @@ def ingest_job(runtime: Runtime) -> Handler:
     (see _together) and the others take their result from it.
     """
 
-    async def run(ctx: JobContext, job: OutboxItem) -> Result:
+    async def run(ctx: JobContext, job: Job) -> Result:
         scope = batch_scope()
         if scope is None:
             return await _retried(ctx.factory, ctx.queue, lambda session: _alone_and_finished(session, runtime, job))
-        assert job.id is not None
         outcome = (await scope.shared(INGEST_JOB, lambda jobs: _together(runtime, jobs, ctx.db_turn)))[job.id]
         if isinstance(outcome, Exception):
             raise outcome
