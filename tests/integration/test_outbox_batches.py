@@ -107,6 +107,7 @@ async def test_a_claim_reads_its_batchs_messages_in_the_same_transaction(runtime
     for item in claimed.items:  # each job is its row as the claim left it
         stored = items[item.id]
         assert (stored.status, stored.attempt, item.attempt) == ("running", 1, 1)
+        assert stored.claimed_at is not None and stored.claimed_at == stored.updated_at
         assert (item.kind, item.payload, item.max_attempts, item.created_at) == (
             stored.kind, stored.payload, stored.max_attempts, stored.created_at)
     loaded = claimed.loaded[delivery.LOAD_KEY]
